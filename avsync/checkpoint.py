@@ -1,0 +1,38 @@
+"""Checkpoints carry their model config and the preprocessing they were trained with."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from preprocessing.config import DEFAULT_CONFIG, PreprocessConfig
+
+from .model import MODEL_CONFIGS, ModelConfig, SyncDetector
+
+
+def init_model(config: str | ModelConfig, seed: int = 0) -> SyncDetector:
+    """A freshly initialised model, identical for the same seed on any machine."""
+    cfg = MODEL_CONFIGS[config] if isinstance(config, str) else config
+    torch.manual_seed(seed)
+    return SyncDetector(cfg).eval()
+
+
+def save_checkpoint(model: SyncDetector, path: Path, **extra: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(
+        {"model_config": model.config.to_dict(), "preprocess": asdict(DEFAULT_CONFIG), "state_dict": model.state_dict(), **extra},
+        path,
+    )
+
+
+def load_checkpoint(path: Path) -> SyncDetector:
+    """The model in eval mode; refuses a checkpoint trained with other preprocessing constants."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    trained_with = PreprocessConfig(**state["preprocess"])
+    if trained_with != DEFAULT_CONFIG:
+        raise ValueError(f"{path} was trained with preprocessing {trained_with}, this code uses {DEFAULT_CONFIG}")
+    model = SyncDetector(ModelConfig.from_dict(state["model_config"]))
+    model.load_state_dict(state["state_dict"])
+    return model.eval()

@@ -1,0 +1,2 @@
+"""Checkpoint -> ONNX graphs -> Triton model repositories (CPU and GPU profiles)."""
+

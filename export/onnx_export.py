@@ -1,0 +1,80 @@
+"""Checkpoint -> three ONNX graphs (weights inside, dynamic batch axis), checked against PyTorch.
+
+    python -m export.onnx_export --checkpoint checkpoints/tiny.pt --out build/onnx
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from avsync.checkpoint import init_model, load_checkpoint
+from avsync.model import SyncDetector
+from preprocessing.config import DEFAULT_CONFIG
+
+from .graphs import GraphSpec, graph_specs
+from .parity import check_parity
+
+LOG = logging.getLogger(__name__)
+OPSET = 18
+
+
+def graph_modules(model: SyncDetector) -> dict[str, nn.Module]:
+    """The PyTorch module behind each exported graph."""
+    return {"visual_encoder": model.visual, "audio_encoder": model.audio, "fusion_classifier": model.fusion}
+
+
+def export_graph(module: nn.Module, spec: GraphSpec, path: Path, max_batch: int) -> None:
+    """One ONNX file with every weight inside it and a batch axis of 1..max_batch."""
+    batch = torch.export.Dim("batch", min=1, max=max_batch)
+    example = tuple(torch.from_numpy(a) for a in spec.random_inputs(2).values())
+    program = torch.onnx.export(
+        module.eval(), example, dynamo=True, external_data=False, opset_version=OPSET,
+        input_names=[t.name for t in spec.inputs], output_names=[t.name for t in spec.outputs],
+        dynamic_shapes=tuple({0: batch} for _ in spec.inputs), verbose=False,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    program.save(str(path))
+
+
+def load_model(checkpoint: Path | None, init: str, seed: int) -> SyncDetector:
+    """The trained checkpoint, or a fixed-seed initialisation of config ``init`` when there is none."""
+    if checkpoint is not None:
+        return load_checkpoint(checkpoint)
+    LOG.warning("no checkpoint given: exporting a fixed-seed (seed %d) untrained '%s' model", seed, init)
+    return init_model(init, seed)
+
+
+def export_all(model: SyncDetector, out: Path, max_batch: int = DEFAULT_CONFIG.max_windows) -> dict[str, Path]:
+    """Export the three graphs to ``out/<name>.onnx`` and return their paths."""
+    specs = graph_specs(model.config, DEFAULT_CONFIG)
+    paths = {}
+    for name, module in graph_modules(model).items():
+        paths[name] = out / f"{name}.onnx"
+        export_graph(module, specs[name], paths[name], max_batch)
+        LOG.info("exported %s", paths[name])
+    return paths
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", type=Path, help="trained checkpoint; omitted: fixed-seed untrained model")
+    parser.add_argument("--init", default="tiny", help="model config for the untrained model")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("build/onnx"))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    model = load_model(args.checkpoint, args.init, args.seed)
+    paths = export_all(model, args.out)
+    for report in check_parity(model, paths):
+        print(report)
+        if not report.ok:
+            raise SystemExit(f"ONNX Runtime disagrees with PyTorch on {report.graph}")
+
+
+if __name__ == "__main__":
+    main()

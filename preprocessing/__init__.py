@@ -1,0 +1,7 @@
+"""Shared preprocessing: the one path from an uploaded file to model windows (training and serving)."""
+
+from .config import DEFAULT_CONFIG, PreprocessConfig
+from .decode import MediaError
+from .pipeline import PreprocessedVideo, preprocess_video
+
+__all__ = ["DEFAULT_CONFIG", "MediaError", "PreprocessConfig", "PreprocessedVideo", "preprocess_video"]

@@ -1,0 +1,74 @@
+"""Every preprocessing constant in one place.
+
+Training, the export parity checks and the Triton ``preprocess`` model all read this object, so the
+tensors the model was trained on are the tensors it is served (train/serve skew is the classic bug
+of lip-sync detection: a one-frame shift between audio and video *is* the signal).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """Timeline, crops, audio features and window layout shared by every stage."""
+
+    # Timeline: every video is mapped onto this frame rate by timestamps.
+    fps: int = 25
+    clip_frames: int = 25  # T: video frames per model window (1 s)
+    window_stride_frames: int = 25  # windows start every this many frames
+    max_windows: int = 32  # per request; equals the encoders' max_batch_size in the ensemble
+    min_duration_s: float = 1.0  # one full window
+
+    # Faces and mouths.
+    face_detect_every: int = 5  # run the Haar cascade on every n-th timeline frame
+    face_detect_width: int = 320  # detection runs on a frame downscaled to this width
+    face_min_size_frac: float = 0.12  # smallest face, as a fraction of the downscaled width
+    box_smooth_frames: int = 9  # centred moving average over interpolated boxes
+    mouth_center_y: float = 0.78  # mouth centre, fraction of the face box height from its top
+    mouth_size: float = 0.55  # square mouth crop side, fraction of the face box width
+    crop_size: int = 64  # H = W of the mouth crop fed to the visual encoder
+    pixel_mean: float = 0.5  # after scaling to 0..1
+    pixel_std: float = 0.25
+
+    # Audio.
+    sample_rate: int = 16_000
+    n_fft: int = 512
+    win_length: int = 400  # 25 ms
+    hop_length: int = 160  # 10 ms -> 4 mel frames per video frame at 25 fps
+    n_mels: int = 80  # F
+    fmin: float = 55.0
+    fmax: float = 7_600.0
+    log_floor: float = 1e-6
+    mel_mean: float = -7.0  # fixed affine normalisation of the log-mel (no per-clip statistics)
+    mel_std: float = 3.5
+    speech_rms_dbfs: float = -45.0  # a window with RMS below this is silence (no speech)
+    min_speech_fraction: float = 0.3  # windows below this speech fraction leave the decision
+
+    def __post_init__(self) -> None:
+        if self.sample_rate % (self.hop_length * self.fps):
+            raise ValueError("hop_length * fps must divide sample_rate: mel frames must align with video frames")
+        if not 0 < self.window_stride_frames <= self.clip_frames:
+            raise ValueError("window_stride_frames must be in 1..clip_frames")
+
+    @property
+    def mels_per_frame(self) -> int:
+        """Log-mel frames per video frame (4 at 25 fps and a 10 ms hop)."""
+        return self.sample_rate // (self.hop_length * self.fps)
+
+    @property
+    def mel_frames(self) -> int:
+        """Audio length of one window in log-mel frames (the audio encoder's T)."""
+        return self.clip_frames * self.mels_per_frame
+
+    @property
+    def samples_per_frame(self) -> int:
+        return self.sample_rate // self.fps
+
+    @property
+    def clip_seconds(self) -> float:
+        return self.clip_frames / self.fps
+
+
+DEFAULT_CONFIG = PreprocessConfig()

@@ -1,0 +1,43 @@
+"""A Triton Python-backend model that runs its ONNX graph in ONNX Runtime.
+
+The CPU profile needs it because the ``tritonserver`` wheel used on CPU machines has no ONNX
+Runtime backend. All requests of a dynamic batch go through one ``session.run``: batching is the
+point of the step.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import triton_python_backend_utils as pb_utils
+
+
+class OnnxRuntimeModel:
+    """Loads ``<version>/model.onnx``; inputs and outputs are named as in ``config.pbtxt``."""
+
+    def initialize(self, args: dict) -> None:
+        config = json.loads(args["model_config"])
+        self.inputs = [t["name"] for t in config["input"]]
+        self.outputs = [t["name"] for t in config["output"]]
+        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = int(params.get("intra_op_threads", "1"))
+        options.inter_op_num_threads = 1
+        path = Path(args["model_repository"]) / args["model_version"] / "model.onnx"
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def execute(self, requests: list) -> list:
+        feeds = {
+            name: [pb_utils.get_input_tensor_by_name(r, name).as_numpy() for r in requests] for name in self.inputs
+        }
+        sizes = [len(a) for a in feeds[self.inputs[0]]]
+        results = self.session.run(self.outputs, {name: np.concatenate(parts) for name, parts in feeds.items()})
+        bounds = np.cumsum(sizes)[:-1]
+        per_output = [np.split(result, bounds) for result in results]
+        return [
+            pb_utils.InferenceResponse([pb_utils.Tensor(name, per_output[j][i]) for j, name in enumerate(self.outputs)])
+            for i in range(len(requests))
+        ]
