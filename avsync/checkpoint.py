@@ -11,6 +11,8 @@ from preprocessing.config import DEFAULT_CONFIG, PreprocessConfig
 
 from .model import MODEL_CONFIGS, ModelConfig, SyncDetector
 
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "tiny.pt"
+
 
 def init_model(config: str | ModelConfig, seed: int = 0) -> SyncDetector:
     """A freshly initialised model, identical for the same seed on any machine."""
@@ -36,3 +38,9 @@ def load_checkpoint(path: Path) -> SyncDetector:
     model = SyncDetector(ModelConfig.from_dict(state["model_config"]))
     model.load_state_dict(state["state_dict"])
     return model.eval()
+
+
+def served_model(checkpoint: Path | None = None, init: str = "tiny", seed: int = 0) -> SyncDetector:
+    """What the server runs: ``checkpoint``, else the committed one, else a fixed-seed untrained ``init``."""
+    path = checkpoint or (DEFAULT_CHECKPOINT if DEFAULT_CHECKPOINT.exists() else None)
+    return load_checkpoint(path) if path is not None else init_model(init, seed)

@@ -6,6 +6,8 @@ audio against the mouth (``offset_frames``) makes the simplest lip-sync fake.
 
 from __future__ import annotations
 
+import argparse
+import io
 import shutil
 import subprocess
 import wave
@@ -38,8 +40,6 @@ def speak(text: str, sample_rate: int, voice: str = "en", words_per_minute: int 
         [exe, "--stdout", "-v", voice, "-s", str(words_per_minute), "-p", str(pitch), text],
         check=True, capture_output=True,
     ).stdout
-    import io
-
     with wave.open(io.BytesIO(wav)) as reader:
         rate = reader.getframerate()
         pcm = np.frombuffer(reader.readframes(reader.getnframes()), dtype=np.int16)
@@ -116,3 +116,20 @@ def _delay(track: np.ndarray, frames: int) -> np.ndarray:
     else:
         out[:frames] = track[-frames:]
     return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Write a synthetic talking-head mp4 (H.264 + AAC).")
+    parser.add_argument("text")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--offset-frames", type=int, default=0, help="mouth lag behind the speech (a fake when not 0)")
+    args = parser.parse_args()
+    from .media import encode_mp4
+
+    frames, audio = talking_head_video(args.text, args.offset_frames)
+    args.out.write_bytes(encode_mp4(frames, 25, audio, DEFAULT_CONFIG.sample_rate))
+    print(f"{args.out}: {len(frames) / 25:.2f} s")
+
+
+if __name__ == "__main__":
+    main()

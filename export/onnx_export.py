@@ -12,15 +12,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from avsync.checkpoint import init_model, load_checkpoint
+from avsync.checkpoint import DEFAULT_CHECKPOINT, served_model
 from avsync.model import SyncDetector
-from preprocessing.config import DEFAULT_CONFIG
+from preprocessing import DEFAULT_CONFIG, preprocess_video
 
 from .graphs import GraphSpec, graph_specs
 from .parity import check_parity
 
 LOG = logging.getLogger(__name__)
 OPSET = 18
+SAMPLE_VIDEO = Path(__file__).resolve().parent.parent / "samples" / "talking_head.mp4"
 
 
 def graph_modules(model: SyncDetector) -> dict[str, nn.Module]:
@@ -41,14 +42,6 @@ def export_graph(module: nn.Module, spec: GraphSpec, path: Path, max_batch: int)
     program.save(str(path))
 
 
-def load_model(checkpoint: Path | None, init: str, seed: int) -> SyncDetector:
-    """The trained checkpoint, or a fixed-seed initialisation of config ``init`` when there is none."""
-    if checkpoint is not None:
-        return load_checkpoint(checkpoint)
-    LOG.warning("no checkpoint given: exporting a fixed-seed (seed %d) untrained '%s' model", seed, init)
-    return init_model(init, seed)
-
-
 def export_all(model: SyncDetector, out: Path, max_batch: int = DEFAULT_CONFIG.max_windows) -> dict[str, Path]:
     """Export the three graphs to ``out/<name>.onnx`` and return their paths."""
     specs = graph_specs(model.config, DEFAULT_CONFIG)
@@ -62,15 +55,20 @@ def export_all(model: SyncDetector, out: Path, max_batch: int = DEFAULT_CONFIG.m
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", type=Path, help="trained checkpoint; omitted: fixed-seed untrained model")
+    parser.add_argument("--checkpoint", type=Path, help=f"default {DEFAULT_CHECKPOINT} if present, else a fixed-seed untrained model")
     parser.add_argument("--init", default="tiny", help="model config for the untrained model")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("build/onnx"))
+    parser.add_argument("--parity-video", type=Path, default=SAMPLE_VIDEO, help="real video for the parity check")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    model = load_model(args.checkpoint, args.init, args.seed)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    LOG.setLevel(logging.INFO)
+    model = served_model(args.checkpoint, args.init, args.seed)
+    if args.checkpoint is None and not DEFAULT_CHECKPOINT.exists():
+        LOG.warning("no checkpoint: exporting an untrained '%s' model initialised with seed %d", args.init, args.seed)
     paths = export_all(model, args.out)
-    for report in check_parity(model, paths):
+    windows = preprocess_video(args.parity_video.read_bytes())
+    for report in check_parity(model, paths, real=(windows.visual, windows.audio)):
         print(report)
         if not report.ok:
             raise SystemExit(f"ONNX Runtime disagrees with PyTorch on {report.graph}")

@@ -1,0 +1,79 @@
+"""Log-mel layout, loudness gate and window cutting: audio and video windows cover the same instants."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import librosa
+import numpy as np
+
+from preprocessing import DEFAULT_CONFIG as CFG
+from preprocessing.audio import frame_loudness_dbfs, log_mel
+from preprocessing.windows import audio_windows, normalise_crops, speech_fraction, visual_windows, window_starts
+
+
+def test_log_mel_has_four_frames_per_video_frame() -> None:
+    n_frames = 50
+    mel = log_mel(np.zeros(n_frames * CFG.samples_per_frame, np.float32), CFG)
+    assert mel.shape == (CFG.n_mels, 4 * n_frames + 1)
+
+
+def test_a_tone_lights_the_mel_band_of_its_frequency() -> None:
+    t = np.arange(CFG.sample_rate) / CFG.sample_rate
+    mel = log_mel((0.3 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32), CFG)
+    centres = librosa.mel_frequencies(CFG.n_mels + 2, fmin=CFG.fmin, fmax=CFG.fmax)[1:-1]
+    assert abs(centres[int(np.argmax(mel[:, 50]))] - 1000) < 100
+
+
+def test_tone_onset_is_at_the_matching_mel_frame() -> None:
+    audio = np.zeros(2 * CFG.sample_rate, np.float32)
+    onset_frame = 30  # video frame 30 = 1.2 s
+    start = onset_frame * CFG.samples_per_frame
+    audio[start:] = 0.3 * np.sin(2 * np.pi * 500 * np.arange(audio.size - start) / CFG.sample_rate)
+    energy = log_mel(audio, CFG).mean(axis=0)
+    first_loud = int(np.argmax(energy > energy.min() + 0.5 * (energy.max() - energy.min())))
+    assert abs(first_loud - onset_frame * CFG.mels_per_frame) <= 1
+
+
+def test_windows_cover_every_frame_with_a_tail_window_aligned_to_the_end() -> None:
+    starts = window_starts(132, CFG)
+    assert list(starts) == [0, 25, 50, 75, 100, 107]
+    covered = np.zeros(132, bool)
+    for s in starts:
+        covered[s : s + CFG.clip_frames] = True
+    assert covered.all()
+
+
+def test_shorter_than_a_window_gives_no_window() -> None:
+    assert window_starts(CFG.clip_frames - 1, CFG).size == 0
+
+
+def test_overlapping_stride() -> None:
+    assert list(window_starts(60, replace(CFG, window_stride_frames=10))) == [0, 10, 20, 30, 35]
+
+
+def test_audio_window_is_the_exact_slice_of_its_video_frames() -> None:
+    n = 80
+    mel = np.arange(CFG.n_mels * (4 * n + 1), dtype=np.float32).reshape(CFG.n_mels, -1)
+    starts = np.array([0, 30, 55])
+    windows = audio_windows(mel, starts, CFG)
+    assert windows.shape == (3, 1, CFG.n_mels, CFG.mel_frames)
+    assert np.array_equal(windows[1, 0], mel[:, 120:220])
+
+
+def test_visual_windows_layout_and_normalisation() -> None:
+    crops = np.full((60, CFG.crop_size, CFG.crop_size, 3), 255, np.uint8)
+    crops[:, :, :, 0] = 0
+    frames = normalise_crops(crops, CFG)
+    windows = visual_windows(frames, np.array([0, 35]), CFG)
+    assert windows.shape == (2, 3, CFG.clip_frames, CFG.crop_size, CFG.crop_size)
+    assert np.allclose(windows[:, 0], (0 - CFG.pixel_mean) / CFG.pixel_std)
+    assert np.allclose(windows[:, 1], (1 - CFG.pixel_mean) / CFG.pixel_std)
+
+
+def test_speech_fraction_from_loudness() -> None:
+    audio = np.zeros(50 * CFG.samples_per_frame, np.float32)
+    audio[: 10 * CFG.samples_per_frame] = 0.1  # the first 10 frames are loud
+    loudness = frame_loudness_dbfs(audio, CFG)
+    assert loudness.shape == (50,)
+    assert np.allclose(speech_fraction(loudness, np.array([0, 25]), CFG), [0.4, 0.0])
