@@ -27,7 +27,8 @@ class ParityReport:
         return self.max_abs_diff <= TOLERANCE
 
     def __str__(self) -> str:
-        return f"{self.graph:18s} {self.inputs:8s} batch {self.batch:3d}  max |onnx - torch| = {self.max_abs_diff:.2e}  {'ok' if self.ok else 'FAIL'}"
+        verdict = "ok" if self.ok else "FAIL"
+        return f"{self.graph:18s} {self.inputs:8s} batch {self.batch:3d}  max |onnx - torch| = {self.max_abs_diff:.2e}  {verdict}"
 
 
 def session(path: Path) -> ort.InferenceSession:

@@ -53,7 +53,7 @@ def test_fusion_output_depends_on_alignment() -> None:
 
 def test_same_seed_same_weights() -> None:
     a, b = init_model("tiny", 7), init_model("tiny", 7)
-    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
 
 
 def test_checkpoint_round_trip(tmp_path: Path) -> None:

@@ -1,0 +1,49 @@
+# Sync-Defense: `make demo` serves the CPU profile and classifies the bundled video; `make test` runs everything.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+ONNX := build/onnx
+REPO := build/model_repository/cpu
+SAMPLE := samples/talking_head.mp4
+MODEL_SOURCES := $(wildcard checkpoints/*.pt avsync/*.py export/*.py preprocessing/*.py)
+
+.PHONY: venv repository up down demo test perf lint
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# The CPU build of torch first (on these machines a plain `torch` resolves to a multi-GB CUDA build).
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+venv: $(BIN)/.installed
+
+$(ONNX)/.exported: $(BIN)/.installed $(MODEL_SOURCES)
+	$(BIN)/python -m export.onnx_export --out $(ONNX)
+	touch $@
+
+repository: $(ONNX)/.exported
+	$(BIN)/python -m export.model_repository --profile cpu --onnx $(ONNX) --out $(REPO)
+
+up: repository
+	$(BIN)/python -m serving.local_triton up --repository $(REPO)
+
+down: venv
+	$(BIN)/python -m serving.local_triton down
+
+demo: repository
+	$(BIN)/python -m serving.local_triton up --repository $(REPO)
+	$(BIN)/syncdefense detect --json $(SAMPLE); status=$$?; $(BIN)/python -m serving.local_triton down; exit $$status
+
+test: venv
+	$(BIN)/python -m pytest
+
+perf: repository
+	$(BIN)/python -m serving.local_triton up --repository $(REPO)
+	$(BIN)/python -m benchmarks.perf_analyzer --video $(SAMPLE) --concurrency 1 2 4; status=$$?; \
+	  $(BIN)/python -m serving.local_triton down; exit $$status
+
+lint: venv
+	$(BIN)/ruff check .

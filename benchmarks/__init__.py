@@ -1,0 +1,1 @@
+"""Load tests against a running server (perf_analyzer)."""

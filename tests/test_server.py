@@ -1,0 +1,89 @@
+"""The real tritonserver serving the ensemble: gRPC and HTTP, parity with PyTorch, bad input, batching."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import torch
+import tritonclient.http as httpclient
+
+from avsync.decision import VERDICTS, decide
+from client import DetectionError, SyncDefenseClient
+from preprocessing import DEFAULT_CONFIG, preprocess_video
+
+FIELDS = {"file", "verdict", "fake_probability", "confidence", "windows", "latency_ms"}
+
+
+def clients(triton) -> dict[str, SyncDefenseClient]:
+    return {
+        "grpc": SyncDefenseClient(f"127.0.0.1:{triton.grpc_port}", "grpc"),
+        "http": SyncDefenseClient(f"127.0.0.1:{triton.http_port}", "http"),
+    }
+
+
+def test_grpc_and_http_return_the_verdict_json(triton, talking_mp4: bytes) -> None:
+    results = {protocol: c.detect(talking_mp4, name="talk.mp4").to_dict() for protocol, c in clients(triton).items()}
+    expected_windows = len(preprocess_video(talking_mp4).window_start_s)
+    for result in results.values():
+        assert FIELDS <= result.keys()
+        assert result["file"] == "talk.mp4" and result["verdict"] in VERDICTS
+        assert 0.0 <= result["fake_probability"] <= 1.0 and 0.0 <= result["confidence"] <= 1.0
+        assert result["windows"] == expected_windows == len(result["window_fake_probability"])
+        assert result["latency_ms"] > 0
+    assert results["grpc"]["window_fake_probability"] == results["http"]["window_fake_probability"]
+
+
+def test_triton_probability_equals_pytorch_on_the_same_preprocessed_input(triton, model, talking_mp4: bytes) -> None:
+    video = preprocess_video(talking_mp4)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(video.visual), torch.from_numpy(video.audio)).numpy().reshape(-1)
+    served = clients(triton)["grpc"].detect(talking_mp4)
+    assert np.max(np.abs(np.array(served.window_fake_probability) - expected)) <= 1e-4
+    reference = decide(expected, video.window_speech, True)
+    assert served.verdict == reference.verdict
+    assert abs(served.fake_probability - reference.fake_probability) <= 1e-4
+
+
+def test_video_without_face_is_no_face_not_an_error(triton, no_face_mp4: bytes) -> None:
+    result = clients(triton)["grpc"].detect(no_face_mp4)
+    assert result.verdict == "no_face" and result.windows == 0 and result.window_fake_probability == []
+
+
+def test_silent_video_is_no_speech(triton, silent_mp4: bytes) -> None:
+    result = clients(triton)["http"].detect(silent_mp4)
+    assert result.verdict == "no_speech" and result.windows == 4
+
+
+@pytest.mark.parametrize("upload, reason", [(b"not a video" * 50, "cannot read"), (b"", "empty upload")])
+def test_bad_upload_fails_only_its_own_request(triton, talking_mp4: bytes, upload: bytes, reason: str) -> None:
+    client = clients(triton)["grpc"]
+    with ThreadPoolExecutor(3) as pool:
+        good = [pool.submit(client.detect, talking_mp4) for _ in range(2)]
+        bad = pool.submit(client.detect, upload)
+        with pytest.raises(DetectionError, match=reason):
+            bad.result()
+        assert all(f.result().windows > 0 for f in good)
+    assert client.ready()
+
+
+def test_dynamic_batching_merges_concurrent_requests(triton) -> None:
+    """Concurrent requests to an encoder run in fewer executions than requests."""
+    http = httpclient.InferenceServerClient(f"127.0.0.1:{triton.http_port}", concurrency=8)
+
+    def stats() -> tuple[int, int]:
+        s = http.get_inference_statistics("visual_encoder")["model_stats"][0]
+        return int(s["inference_stats"]["success"]["count"]), int(s["execution_count"])
+
+    mouths = np.zeros((2, 3, DEFAULT_CONFIG.clip_frames, DEFAULT_CONFIG.crop_size, DEFAULT_CONFIG.crop_size), np.float32)
+    requests_before, executions_before = stats()
+    pending = []
+    for _ in range(12):
+        tensor = httpclient.InferInput("MOUTHS", list(mouths.shape), "FP32")
+        tensor.set_data_from_numpy(mouths)
+        pending.append(http.async_infer("visual_encoder", [tensor]))
+    assert all(p.get_result().as_numpy("VISUAL_TOKENS").shape[0] == 2 for p in pending)
+    requests_after, executions_after = stats()
+    assert requests_after - requests_before == 12
+    assert executions_after - executions_before < 12
