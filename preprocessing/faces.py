@@ -19,7 +19,7 @@ Box = np.ndarray  # (4,) float: x, y, w, h in full-frame pixels
 
 
 @lru_cache(maxsize=1)
-def _cascade() -> cv2.CascadeClassifier:
+def load_detector() -> cv2.CascadeClassifier:
     path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
     cascade = cv2.CascadeClassifier(str(path))
     if cascade.empty():
@@ -30,7 +30,7 @@ def _cascade() -> cv2.CascadeClassifier:
 def detect_faces(gray_small: np.ndarray, scale: float, cfg: PreprocessConfig) -> list[Box]:
     """Faces in a downscaled grey frame, largest first, as boxes in full-frame pixels."""
     min_side = max(20, int(cfg.face_min_size_frac * gray_small.shape[1]))
-    found = _cascade().detectMultiScale(
+    found = load_detector().detectMultiScale(
         cv2.equalizeHist(gray_small), scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side)
     )
     boxes = [np.asarray(b, dtype=np.float64) * scale for b in found]

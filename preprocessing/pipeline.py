@@ -15,7 +15,7 @@ import numpy as np
 from .audio import frame_loudness_dbfs, log_mel
 from .config import DEFAULT_CONFIG, PreprocessConfig
 from .decode import MediaError, decode_audio, first_frame_time, iter_timeline_frames
-from .faces import Box, detect_faces, fill_track
+from .faces import Box, detect_faces, fill_track, load_detector
 from .mouth import crop_mouth, mouth_boxes
 from .windows import audio_windows, normalise_crops, speech_fraction, visual_windows, window_starts
 
@@ -67,37 +67,70 @@ def _crop_mouths(data: bytes, boxes: np.ndarray, cfg: PreprocessConfig) -> np.nd
     return crops
 
 
-def preprocess_video(data: bytes, cfg: PreprocessConfig = DEFAULT_CONFIG) -> PreprocessedVideo:
-    """Decode, find the face, crop the mouth, compute the log-mel and cut aligned windows."""
-    origin_s = first_frame_time(data)
-    n_frames, keyframe_faces = _scan_faces(data, cfg)
+@dataclass(frozen=True)
+class ClipFeatures:
+    """Per-frame features of a whole clip before windowing; training samples windows from these."""
+
+    crops: np.ndarray | None  # (n, S, S, 3) uint8 mouth crops; None when no face was found
+    mel: np.ndarray  # (F, 4 n + 1) normalised log-mel on the same clock
+    loudness_dbfs: np.ndarray  # (n,) audio level of each frame
+    n_frames: int
+
+
+def _check_length(n_frames: int, max_windows: int | None, cfg: PreprocessConfig) -> None:
     duration_s = n_frames / cfg.fps
     if n_frames < cfg.clip_frames:
         raise MediaError(f"the video lasts {duration_s:.2f} s; at least {cfg.min_duration_s:.2f} s is needed")
-    starts = window_starts(n_frames, cfg)
-    if len(starts) > cfg.max_windows:
-        longest = (cfg.max_windows - 1) * cfg.window_stride_frames / cfg.fps + cfg.clip_seconds
+    n_windows = len(window_starts(n_frames, cfg))
+    if max_windows is not None and n_windows > max_windows:
+        longest = (max_windows - 1) * cfg.window_stride_frames / cfg.fps + cfg.clip_seconds
         raise MediaError(
-            f"the video lasts {duration_s:.1f} s ({len(starts)} windows); this server takes at most "
-            f"{cfg.max_windows} windows ({longest:.0f} s) per request"
+            f"the video lasts {duration_s:.1f} s ({n_windows} windows); this server takes at most "
+            f"{max_windows} windows ({longest:.0f} s) per request"
         )
+
+
+def extract_clip(data: bytes, cfg: PreprocessConfig = DEFAULT_CONFIG, max_windows: int | None = None) -> ClipFeatures:
+    """Decode, find the face, crop the mouth on every frame and compute the clip's log-mel.
+
+    ``max_windows`` refuses (before the costly cropping pass) a video that would need more windows.
+    """
+    origin_s = first_frame_time(data)
+    n_frames, keyframe_faces = _scan_faces(data, cfg)
+    _check_length(n_frames, max_windows, cfg)
     audio = decode_audio(data, cfg, origin_s, n_frames * cfg.samples_per_frame)
-    speech = speech_fraction(frame_loudness_dbfs(audio, cfg), starts, cfg)
-    start_s = (starts / cfg.fps).astype(np.float32)
     track = fill_track(keyframe_faces, n_frames, cfg)
-    if track is None:
+    crops = None if track is None else _crop_mouths(data, mouth_boxes(track, cfg), cfg)
+    return ClipFeatures(crops, log_mel(audio, cfg), frame_loudness_dbfs(audio, cfg), n_frames)
+
+
+def cut_windows(clip: ClipFeatures, cfg: PreprocessConfig = DEFAULT_CONFIG) -> PreprocessedVideo:
+    """The served windows of a clip: every ``window_stride_frames``, the last one aligned to the end."""
+    starts = window_starts(clip.n_frames, cfg)
+    duration_s = clip.n_frames / cfg.fps
+    if clip.crops is None:
         empty = np.zeros(0, np.float32)
         return PreprocessedVideo(
             visual=np.zeros((0, 3, cfg.clip_frames, cfg.crop_size, cfg.crop_size), np.float32),
             audio=np.zeros((0, 1, cfg.n_mels, cfg.mel_frames), np.float32),
             window_start_s=empty, window_speech=empty, face_found=False, duration_s=duration_s,
         )
-    crops = normalise_crops(_crop_mouths(data, mouth_boxes(track, cfg), cfg), cfg)
     return PreprocessedVideo(
-        visual=visual_windows(crops, starts, cfg),
-        audio=audio_windows(log_mel(audio, cfg), starts, cfg),
-        window_start_s=start_s,
-        window_speech=speech,
+        visual=visual_windows(normalise_crops(clip.crops, cfg), starts, cfg),
+        audio=audio_windows(clip.mel, starts, cfg),
+        window_start_s=(starts / cfg.fps).astype(np.float32),
+        window_speech=speech_fraction(clip.loudness_dbfs, starts, cfg),
         face_found=True,
         duration_s=duration_s,
     )
+
+
+def preprocess_video(data: bytes, cfg: PreprocessConfig = DEFAULT_CONFIG) -> PreprocessedVideo:
+    """What the server runs on an upload: the clip's features cut into at most ``max_windows`` windows."""
+    return cut_windows(extract_clip(data, cfg, cfg.max_windows), cfg)
+
+
+def warm_up(cfg: PreprocessConfig = DEFAULT_CONFIG) -> None:
+    """Load the face detector and run the audio path once, so a server's first request is not slow."""
+    load_detector()
+    log_mel(np.zeros(cfg.sample_rate, np.float32), cfg)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from preprocessing import DEFAULT_CONFIG, MediaError, PreprocessedVideo, preprocess_video
+from preprocessing import DEFAULT_CONFIG, MediaError, PreprocessedVideo, preprocess_video, warm_up
 
 
 def _placeholder_window(video: PreprocessedVideo) -> PreprocessedVideo:
@@ -31,6 +31,7 @@ def _placeholder_window(video: PreprocessedVideo) -> PreprocessedVideo:
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         self.logger = pb_utils.Logger
+        warm_up()
 
     def execute(self, requests: list) -> list:
         return [self._respond(request) for request in requests]
