@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from fractions import Fraction
 
 import av
 import numpy as np
@@ -18,9 +19,9 @@ def encode_mp4(frames: np.ndarray, fps: float, audio: np.ndarray | None, sample_
     height, width = frames.shape[1:3]
     buffer = io.BytesIO()
     with av.open(buffer, mode="w", format="mp4") as container:
-        video = container.add_stream("libx264", rate=fps)
+        video = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         video.width, video.height, video.pix_fmt = width - width % 2, height - height % 2, "yuv420p"
-        video.options = {"crf": str(crf), "preset": "veryfast"}
+        video.options = {"crf": str(crf), "preset": "superfast"}
         sound = None if audio is None else container.add_stream("aac", rate=sample_rate, layout="mono")
         for rgb in frames:
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[: video.height, : video.width]), format="rgb24")

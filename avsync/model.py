@@ -25,6 +25,7 @@ class ModelConfig:
     visual_widths: tuple[int, ...]
     visual_blocks: tuple[int, ...]
     visual_stem: int
+    visual_stem_mid: int  # width between the stem's spatial and temporal convs (45 in r2plus1d_18)
     visual_strides: tuple[int, ...]  # spatial stride of each stage (time is never strided)
     audio_widths: tuple[int, ...]
     audio_blocks: tuple[int, ...]
@@ -44,12 +45,12 @@ class ModelConfig:
 
 MODEL_CONFIGS: dict[str, ModelConfig] = {
     "tiny": ModelConfig(
-        name="tiny", visual_stem=16, visual_strides=(2, 2, 2, 1), visual_widths=(16, 32, 48, 64), visual_blocks=(1, 1, 1, 1),
+        name="tiny", visual_stem=16, visual_stem_mid=16, visual_strides=(2, 2, 2, 1), visual_widths=(16, 32, 48, 64), visual_blocks=(1, 1, 1, 1),
         audio_widths=(16, 32, 48, 64), audio_blocks=(1, 1, 1, 1), d_model=64, heads=4, fusion_layers=2,
     ),
     # r2plus1d_18 widths and depths (torchvision's Kinetics model), time kept at frame rate.
     "base": ModelConfig(
-        name="base", visual_stem=64, visual_strides=(1, 2, 2, 2), visual_widths=(64, 128, 256, 512), visual_blocks=(2, 2, 2, 2),
+        name="base", visual_stem=64, visual_stem_mid=45, visual_strides=(1, 2, 2, 2), visual_widths=(64, 128, 256, 512), visual_blocks=(2, 2, 2, 2),
         audio_widths=(64, 128, 256, 512), audio_blocks=(2, 2, 2, 2), d_model=256, heads=8, fusion_layers=4,
     ),
 }
@@ -66,8 +67,7 @@ def _midplanes(in_planes: int, out_planes: int) -> int:
 class Conv2Plus1D(nn.Sequential):
     """A 3x3x3 convolution factorised into 1x3x3 (space) then 3x1x1 (time); time stride is always 1."""
 
-    def __init__(self, in_planes: int, out_planes: int, spatial_stride: int = 1) -> None:
-        mid = _midplanes(in_planes, out_planes)
+    def __init__(self, in_planes: int, out_planes: int, mid: int, spatial_stride: int = 1) -> None:
         super().__init__(
             nn.Conv3d(in_planes, mid, (1, 3, 3), stride=(1, spatial_stride, spatial_stride), padding=(0, 1, 1), bias=False),
             nn.BatchNorm3d(mid),
@@ -77,12 +77,17 @@ class Conv2Plus1D(nn.Sequential):
 
 
 class BasicBlock3d(nn.Module):
-    """Two (2+1)D convolutions with a residual connection (torchvision's video BasicBlock)."""
+    """Two (2+1)D convolutions with a residual connection.
+
+    Laid out like torchvision's video ``BasicBlock`` (both convs share the block's mid width), so
+    Kinetics ``r2plus1d_18`` weights load into the ``base`` config by renaming keys only.
+    """
 
     def __init__(self, in_planes: int, planes: int, spatial_stride: int = 1) -> None:
         super().__init__()
-        self.conv1 = nn.Sequential(Conv2Plus1D(in_planes, planes, spatial_stride), nn.BatchNorm3d(planes), nn.ReLU(inplace=True))
-        self.conv2 = nn.Sequential(Conv2Plus1D(planes, planes), nn.BatchNorm3d(planes))
+        mid = _midplanes(in_planes, planes)
+        self.conv1 = nn.Sequential(Conv2Plus1D(in_planes, planes, mid, spatial_stride), nn.BatchNorm3d(planes), nn.ReLU(inplace=True))
+        self.conv2 = nn.Sequential(Conv2Plus1D(planes, planes, mid), nn.BatchNorm3d(planes))
         self.downsample = None
         if spatial_stride != 1 or in_planes != planes:
             self.downsample = nn.Sequential(
@@ -98,8 +103,7 @@ class BasicBlock3d(nn.Module):
 class R2Plus1DStem(nn.Sequential):
     """(2+1)D stem: 1x7x7 spatial conv at stride 2, then a 3x1x1 temporal conv."""
 
-    def __init__(self, planes: int) -> None:
-        mid = _midplanes(3, planes) if planes >= 64 else planes
+    def __init__(self, planes: int, mid: int) -> None:
         super().__init__(
             nn.Conv3d(3, mid, (1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3), bias=False),
             nn.BatchNorm3d(mid),
@@ -120,7 +124,7 @@ class VisualEncoder(nn.Module):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        self.stem = R2Plus1DStem(cfg.visual_stem)
+        self.stem = R2Plus1DStem(cfg.visual_stem, cfg.visual_stem_mid)
         planes = [cfg.visual_stem, *cfg.visual_widths]
         self.stages = nn.Sequential(*[
             _stage(BasicBlock3d, planes[i], planes[i + 1], cfg.visual_blocks[i], cfg.visual_strides[i])

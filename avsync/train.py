@@ -1,0 +1,197 @@
+"""Train the sync detector on the corpus: one command, a config file, checkpoints and resume.
+
+    python -m avsync.train --config configs/tiny.json            # --resume continues a stopped run
+
+Windows are sampled anywhere in the training clips, with the labels of the corpus (whole-clip
+and partial fakes) plus SyncNet-style negatives made on the fly: the audio of a real clip taken
+a few frames off its video, which is exactly an audio shift in the container.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from preprocessing import DEFAULT_CONFIG
+
+from .checkpoint import init_model, save_checkpoint
+from .kinetics import load_kinetics_weights
+from .windows import CorpusClip, audio_window, load_corpus, served_windows, visual_window, window_label, window_speech
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str = "tiny"
+    corpus: str = "build/corpus"
+    run_dir: str = "build/train/tiny"
+    out: str = "checkpoints/tiny.pt"
+    seed: int = 0
+    batch_size: int = 32
+    learning_rate: float = 2e-3
+    weight_decay: float = 0.01
+    minutes: float = 30.0  # training time budget; the schedule runs over max_steps or this, whichever ends first
+    max_steps: int = 1200
+    warmup_steps: int = 50
+    shift_negative_rate: float = 0.25  # share of real windows turned into shifted negatives
+    min_shift_frames: int = 2
+    max_shift_frames: int = 20
+    eval_every: int = 200
+    threads: int = 2
+    kinetics_weights: str | None = None  # torchvision r2plus1d_18 state dict for the base visual encoder
+
+    @classmethod
+    def from_file(cls, path: Path) -> TrainConfig:
+        return cls(**json.loads(path.read_text()))
+
+
+class WindowSampler:
+    """Random labelled windows: ``(mouths, mels, labels)`` batches for the loss."""
+
+    def __init__(self, clips: list[CorpusClip], cfg: TrainConfig, rng: np.random.Generator) -> None:
+        self.clips, self.cfg, self.rng = clips, cfg, rng
+        self.min_speech = DEFAULT_CONFIG.min_speech_fraction
+        self.T = DEFAULT_CONFIG.clip_frames
+
+    def _one(self) -> tuple[np.ndarray, np.ndarray, int]:
+        while True:
+            clip = self.clips[self.rng.integers(len(self.clips))]
+            start = int(self.rng.integers(0, clip.n_frames - self.T + 1))
+            label = window_label(clip.record, start)
+            if label is None or window_speech(clip, start) < self.min_speech:
+                continue  # no clear label, or too little speech to judge (the decision ignores such windows too)
+            audio_start = start
+            if label == 0 and self.rng.random() < self.cfg.shift_negative_rate:
+                shift = int(self.rng.integers(self.cfg.min_shift_frames, self.cfg.max_shift_frames + 1)) * int(self.rng.choice([-1, 1]))
+                audio_start = start + shift
+                if not 0 <= audio_start <= clip.n_frames - self.T or window_speech(clip, audio_start) < self.min_speech:
+                    continue
+                label = 1
+            return self._augment(visual_window(clip, start), audio_window(clip, audio_start)) + (label,)
+
+    def _augment(self, mouths: np.ndarray, mels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.rng.random() < 0.5:
+            mouths = mouths[:, :, :, ::-1]
+        mouths = mouths * self.rng.uniform(0.8, 1.2) + self.rng.uniform(-0.3, 0.3)
+        mels = mels + self.rng.uniform(-0.4, 0.4)  # loudness
+        if self.rng.random() < 0.3:  # a masked frequency band
+            band = int(self.rng.integers(0, mels.shape[1] - 8))
+            mels = mels.copy()
+            mels[:, band : band + int(self.rng.integers(2, 8))] = mels.mean()
+        return np.ascontiguousarray(mouths, np.float32), np.ascontiguousarray(mels, np.float32)
+
+    def batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        mouths, mels, labels = zip(*(self._one() for _ in range(self.cfg.batch_size)), strict=True)
+        return torch.from_numpy(np.stack(mouths)), torch.from_numpy(np.stack(mels)), torch.tensor(labels, dtype=torch.float32)
+
+
+def _schedule(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to zero at ``max_steps``."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+    return 0.5 * (1 + np.cos(np.pi * progress))
+
+
+def window_auc(model: torch.nn.Module, clips: list[CorpusClip]) -> float:
+    """ROC-AUC over the held-out clips' served windows that have speech and a clear label."""
+    from sklearn.metrics import roc_auc_score
+
+    windows = served_windows(clips)
+    keep = (windows.labels >= 0) & (windows.speech >= DEFAULT_CONFIG.min_speech_fraction)
+    scores = predict(model, windows.visual[keep], windows.audio[keep])
+    return float(roc_auc_score(windows.labels[keep], scores))
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, mouths: np.ndarray, mels: np.ndarray, batch: int = 64) -> np.ndarray:
+    """Per-window fake probabilities, in eval mode."""
+    was_training = model.training
+    model.eval()
+    out = [
+        model(torch.from_numpy(mouths[i : i + batch]), torch.from_numpy(mels[i : i + batch])).numpy().reshape(-1)
+        for i in range(0, len(mouths), batch)
+    ]
+    model.train(was_training)
+    return np.concatenate(out)
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> Path:
+    torch.set_num_threads(cfg.threads)
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    model = init_model(cfg.model, cfg.seed).train()
+    if cfg.kinetics_weights:
+        load_kinetics_weights(model.visual, torch.load(cfg.kinetics_weights, map_location="cpu", weights_only=True))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _schedule(s, cfg))
+    rng = np.random.default_rng(cfg.seed)
+    step, elapsed, history = 0, 0.0, []
+    last = run_dir / "last.pt"
+    if resume and last.exists():
+        state = torch.load(last, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+        step, elapsed, history = state["step"], state["elapsed_s"], state["history"]
+    train_clips = load_corpus(Path(cfg.corpus), "train")
+    val_clips = load_corpus(Path(cfg.corpus), "val")
+    sampler = WindowSampler(train_clips, cfg, rng)
+    print(f"{len(train_clips)} training clips, {len(val_clips)} held-out clips; from step {step}")
+
+    def save_state() -> None:
+        torch.save({
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "step": step, "elapsed_s": elapsed,
+            "history": history,
+        }, last)
+
+    progress = tqdm(total=cfg.max_steps, initial=step, desc="train")
+    started = time.monotonic() - elapsed
+    running = None
+    while step < cfg.max_steps and elapsed < cfg.minutes * 60:
+        mouths, mels, labels = sampler.batch()
+        loss = F.binary_cross_entropy_with_logits(model.logit(mouths, mels), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        step += 1
+        elapsed = time.monotonic() - started
+        running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
+        progress.update(1)
+        progress.set_postfix(loss=f"{running:.3f}", min=f"{elapsed / 60:.1f}")
+        if step % cfg.eval_every == 0 or step == cfg.max_steps:
+            auc = window_auc(model, val_clips)
+            history.append({"step": step, "minutes": round(elapsed / 60, 2), "loss": round(running, 4), "val_window_auc": round(auc, 4)})
+            progress.write(json.dumps(history[-1]))
+            save_state()
+    progress.close()
+    save_state()
+    out = Path(cfg.out)
+    save_checkpoint(model.eval(), out, train_config=asdict(cfg), steps=step, minutes=round(elapsed / 60, 1), history=history)
+    (run_dir / "history.json").write_text(json.dumps(history, indent=1))
+    print(f"saved {out} after {step} steps, {elapsed / 60:.1f} min")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, default=Path("configs/tiny.json"))
+    parser.add_argument("--resume", action="store_true", help="continue from <run_dir>/last.pt")
+    args = parser.parse_args()
+    train(TrainConfig.from_file(args.config), resume=args.resume)
+
+
+if __name__ == "__main__":
+    main()
