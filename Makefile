@@ -8,7 +8,7 @@ REPO := build/model_repository/cpu
 SAMPLE := samples/talking_head.mp4
 MODEL_SOURCES := $(wildcard checkpoints/*.pt avsync/*.py export/*.py preprocessing/*.py)
 
-.PHONY: venv repository up down demo test perf lint
+.PHONY: venv repository up down demo test perf lint train evaluate
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,3 +47,15 @@ perf: repository
 
 lint: venv
 	$(BIN)/ruff check .
+
+# Retrain the committed checkpoint from scratch: corpus (deterministic), training, held-out report.
+train: venv
+	$(BIN)/python -m avsync.corpus.generate --out build/corpus --train 640 --val 160 --workers 2
+	$(BIN)/python -m avsync.train --config configs/tiny.json
+	$(BIN)/python -m avsync.evaluate --out build/eval
+
+# The held-out report in PyTorch and through the served ensemble.
+evaluate: repository
+	$(BIN)/python -m serving.local_triton up --repository $(REPO)
+	$(BIN)/python -m avsync.evaluate --out build/eval --triton 127.0.0.1:8001; status=$$?; \
+	  $(BIN)/python -m serving.local_triton down; exit $$status

@@ -15,7 +15,6 @@ import csv
 import hashlib
 import json
 from collections.abc import Iterator
-from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,8 @@ from tqdm import tqdm
 
 from preprocessing import MediaError
 from preprocessing.pipeline import extract_clip
+
+from .corpus.generate import spawn_pool
 
 
 def _holdout(key: str, share: float = 0.15) -> str:
@@ -104,7 +105,7 @@ def prepare(dataset: str, root: Path, out: Path, workers: int = 2) -> Path:
     """Preprocess every video of ``dataset`` into ``out`` (manifest + features)."""
     (out / "features").mkdir(parents=True, exist_ok=True)
     jobs = [(i, row, out) for i, row in enumerate(READERS[dataset](root))]
-    with Pool(workers) as pool:
+    with spawn_pool(workers) as pool:
         rows = list(tqdm(pool.imap(_extract, jobs), total=len(jobs), desc=dataset))
     manifest = out / "manifest.jsonl"
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -45,12 +45,14 @@ class ModelConfig:
 
 MODEL_CONFIGS: dict[str, ModelConfig] = {
     "tiny": ModelConfig(
-        name="tiny", visual_stem=16, visual_stem_mid=16, visual_strides=(2, 2, 2, 1), visual_widths=(16, 32, 48, 64), visual_blocks=(1, 1, 1, 1),
+        name="tiny", visual_stem=16, visual_stem_mid=16, visual_strides=(2, 2, 2, 1),
+        visual_widths=(16, 32, 48, 64), visual_blocks=(1, 1, 1, 1),
         audio_widths=(16, 32, 48, 64), audio_blocks=(1, 1, 1, 1), d_model=64, heads=4, fusion_layers=2,
     ),
     # r2plus1d_18 widths and depths (torchvision's Kinetics model), time kept at frame rate.
     "base": ModelConfig(
-        name="base", visual_stem=64, visual_stem_mid=45, visual_strides=(1, 2, 2, 2), visual_widths=(64, 128, 256, 512), visual_blocks=(2, 2, 2, 2),
+        name="base", visual_stem=64, visual_stem_mid=45, visual_strides=(1, 2, 2, 2),
+        visual_widths=(64, 128, 256, 512), visual_blocks=(2, 2, 2, 2),
         audio_widths=(64, 128, 256, 512), audio_blocks=(2, 2, 2, 2), d_model=256, heads=8, fusion_layers=4,
     ),
 }

@@ -7,20 +7,20 @@ audio against the mouth (``offset_frames``) makes the simplest lip-sync fake.
 from __future__ import annotations
 
 import argparse
-import io
-import shutil
-import subprocess
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
-import librosa
 import numpy as np
 
 from preprocessing.config import DEFAULT_CONFIG, PreprocessConfig
 from preprocessing.faces import detect_faces
 from preprocessing.mouth import mouth_boxes
+
+from .corpus.render import mouth_track
+from .corpus.speech import Voice, synthesize
+
+DEMO_VOICE = Voice(language="en", variant="", words_per_minute=150, pitch=50)
 
 
 def grace_hopper_photo() -> np.ndarray:
@@ -29,32 +29,6 @@ def grace_hopper_photo() -> np.ndarray:
 
     path = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
     return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
-
-
-def speak(text: str, sample_rate: int, voice: str = "en", words_per_minute: int = 150, pitch: int = 50) -> np.ndarray:
-    """Mono float32 speech from espeak-ng, resampled to ``sample_rate``."""
-    exe = shutil.which("espeak-ng")
-    if exe is None:
-        raise RuntimeError("espeak-ng is not installed (apt-get install espeak-ng)")
-    wav = subprocess.run(
-        [exe, "--stdout", "-v", voice, "-s", str(words_per_minute), "-p", str(pitch), text],
-        check=True, capture_output=True,
-    ).stdout
-    with wave.open(io.BytesIO(wav)) as reader:
-        rate = reader.getframerate()
-        pcm = np.frombuffer(reader.readframes(reader.getnframes()), dtype=np.int16)
-    return librosa.resample(pcm.astype(np.float32) / 32768.0, orig_sr=rate, target_sr=sample_rate)
-
-
-def mouth_openness(audio: np.ndarray, n_frames: int, sample_rate: int, fps: float) -> np.ndarray:
-    """0..1 mouth opening per video frame from the speech envelope (loudness, lightly smoothed)."""
-    hop = sample_rate / fps
-    rms = np.array([
-        np.sqrt(np.mean(audio[int(k * hop) : int((k + 1) * hop)] ** 2)) if int(k * hop) < audio.size else 0.0
-        for k in range(n_frames)
-    ])
-    level = np.clip((20 * np.log10(np.maximum(rms, 1e-6)) + 50.0) / 35.0, 0.0, 1.0)
-    return np.convolve(level, [0.25, 0.5, 0.25], mode="same")
 
 
 @dataclass(frozen=True)
@@ -100,22 +74,12 @@ def talking_head_video(
     delayed against its own mouth track by shifting the track), a lip-sync error.
     """
     head = head or TalkingHead.from_photo(grace_hopper_photo(), cfg)
-    speech = speak(text, cfg.sample_rate)
+    speech = synthesize(text, DEMO_VOICE, cfg.sample_rate)
     lead = np.zeros(int(0.3 * cfg.sample_rate), np.float32)
     audio = np.concatenate([lead, speech, lead])
     n_frames = int(audio.size / cfg.sample_rate * fps)
-    openness = _delay(mouth_openness(audio, n_frames, cfg.sample_rate, fps), offset_frames)
+    openness = mouth_track(audio, cfg.sample_rate, fps, n_frames).delayed(offset_frames).opening
     return head.render(openness), audio[: int(n_frames * cfg.sample_rate / fps)]
-
-
-def _delay(track: np.ndarray, frames: int) -> np.ndarray:
-    """``track`` moved ``frames`` later in time (earlier when negative), closed mouth filling in."""
-    out = np.zeros_like(track)
-    if frames >= 0:
-        out[frames:] = track[: len(track) - frames]
-    else:
-        out[:frames] = track[-frames:]
-    return out
 
 
 def main() -> None:

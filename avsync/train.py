@@ -37,13 +37,13 @@ class TrainConfig:
     batch_size: int = 32
     learning_rate: float = 2e-3
     weight_decay: float = 0.01
-    minutes: float = 30.0  # training time budget; the schedule runs over max_steps or this, whichever ends first
-    max_steps: int = 1200
+    minutes: float = 32.0  # training time budget; the schedule runs over max_steps or this, whichever ends first
+    max_steps: int = 750
     warmup_steps: int = 50
     shift_negative_rate: float = 0.25  # share of real windows turned into shifted negatives
     min_shift_frames: int = 2
     max_shift_frames: int = 20
-    eval_every: int = 200
+    eval_every: int = 250
     threads: int = 2
     kinetics_weights: str | None = None  # torchvision r2plus1d_18 state dict for the base visual encoder
 

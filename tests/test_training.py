@@ -13,7 +13,7 @@ import pytest
 from avsync.corpus.clips import FAKE_KINDS, VALIDATION_VARIANTS, make_clip, split_faces
 from avsync.corpus.generate import generate
 from avsync.datasets import prepare
-from avsync.evaluate import Metrics, evaluate
+from avsync.evaluate import Metrics, evaluate, shift_sweep
 from avsync.train import TrainConfig, WindowSampler, predict, train
 from avsync.windows import load_corpus, manipulated_share, served_windows, window_label
 
@@ -48,7 +48,8 @@ def test_partial_fake_labels_only_the_manipulated_windows() -> None:
     record = {"fake_periods": [[2.0, 4.0]]}
     assert manipulated_share(record, 50) == 1.0 and window_label(record, 50) == 1
     assert window_label(record, 0) == 0
-    assert window_label(record, 40) is None  # grazes the stretch by 10 %: no clear label
+    assert window_label(record, 27) is None  # grazes the stretch by 8 %: no clear label
+    assert window_label(record, 40) == 1  # 60 % inside
 
 
 def test_sampler_makes_both_classes_including_shifted_negatives(corpus: Path) -> None:
@@ -71,9 +72,12 @@ def test_a_few_training_steps_then_resume_then_evaluate(corpus: Path, tmp_path: 
 
     clips = load_corpus(corpus, "val")
     windows = served_windows(clips)
-    report = evaluate(clips, predict(load_checkpoint(tmp_path / "m.pt"), windows.visual, windows.audio), windows)
+    model = load_checkpoint(tmp_path / "m.pt")
+    report = evaluate(clips, predict(model, windows.visual, windows.audio), windows)
     assert {"as_is", "leading_silence_trimmed", "video_recall_by_kind"} <= report.keys()
     assert 0 <= report["as_is"]["videos"]["accuracy"] <= 1
+    sweep = shift_sweep(model, clips + load_corpus(corpus, "train"), shifts=(5,))
+    assert sweep[5]["detected"] is None or 0 <= sweep[5]["detected"] <= 1
 
 
 def test_metrics_on_known_scores() -> None:

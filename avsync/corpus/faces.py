@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -43,12 +42,11 @@ def _with_box(name: str, image: np.ndarray) -> FacePhoto:
 @lru_cache(maxsize=1)
 def face_bank() -> dict[str, FacePhoto]:
     """Every usable face photo, by name (``grace_hopper``, ``astronaut``, ``lfw_000`` ...)."""
-    import matplotlib
     import skimage.data
 
-    bank = {}
-    grace = cv2.imread(str(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"))
-    bank["grace_hopper"] = _with_box("grace_hopper", cv2.cvtColor(grace, cv2.COLOR_BGR2RGB))
+    from ..talking_head import grace_hopper_photo
+
+    bank = {"grace_hopper": _with_box("grace_hopper", grace_hopper_photo())}
     bank["astronaut"] = _with_box("astronaut", skimage.data.astronaut())
     for i, grey in enumerate(skimage.data.lfw_subset()[:LFW_FACES]):
         big = cv2.resize((grey * 255).astype(np.uint8), (200, 200), interpolation=cv2.INTER_CUBIC)

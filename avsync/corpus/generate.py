@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from multiprocessing import Pool
+import multiprocessing
 from pathlib import Path
 
 import cv2
@@ -21,6 +21,12 @@ from preprocessing import MediaError
 from preprocessing.pipeline import extract_clip
 
 from .clips import make_clip
+
+
+def spawn_pool(workers: int) -> multiprocessing.pool.Pool:
+    """Worker processes started fresh, not forked: a fork of a process that already runs threads
+    (PyTorch, gRPC, OpenCV) can deadlock in the child. OpenCV gets one thread per worker."""
+    return multiprocessing.get_context("spawn").Pool(workers, initializer=cv2.setNumThreads, initargs=(1,))
 
 
 def clip_paths(out: Path, split: str, index: int) -> tuple[Path, Path]:
@@ -57,7 +63,7 @@ def generate(out: Path, counts: dict[str, int], seed: int, workers: int) -> Path
     if manifest.exists():
         done = {(r["split"], r["index"]) for r in map(json.loads, manifest.read_text().splitlines())}
     jobs = [(out, split, i, seed) for split, n in counts.items() for i in range(n) if (split, i) not in done]
-    with Pool(workers, initializer=cv2.setNumThreads, initargs=(1,)) as pool, manifest.open("a") as rows:
+    with spawn_pool(workers) as pool, manifest.open("a") as rows:
         for row in tqdm(pool.imap(_write_clip, jobs, chunksize=2), total=len(jobs), desc="clips"):
             rows.write(json.dumps(row) + "\n")
             rows.flush()

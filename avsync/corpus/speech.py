@@ -38,7 +38,8 @@ class Voice:
 
     @property
     def name(self) -> str:
-        return f"{self.language}+{self.variant}"
+        """espeak-ng's ``-v`` argument; an empty variant is the language's default voice."""
+        return f"{self.language}+{self.variant}" if self.variant else self.language
 
 
 def random_voice(rng: np.random.Generator, variants: tuple[str, ...]) -> Voice:
