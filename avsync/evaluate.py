@@ -55,18 +55,22 @@ class Metrics:
         )
 
 
-def _first_speech_s(windows: EvalWindows, clip: int) -> float:
-    rows = np.flatnonzero((windows.clip_index == clip) & (windows.speech >= DEFAULT_CONFIG.min_speech_fraction))
-    return float(windows.start_s[rows[0]]) if rows.size else np.inf
+def first_speech_s(clips: list[CorpusClip], windows: EvalWindows) -> np.ndarray:
+    """Per clip, the start of its first window with speech (inf when it has none)."""
+    voiced = windows.speech >= DEFAULT_CONFIG.min_speech_fraction
+    return np.array([
+        float(windows.start_s[rows[0]]) if (rows := np.flatnonzero((windows.clip_index == i) & voiced)).size else np.inf
+        for i in range(len(clips))
+    ])
 
 
-def video_scores(clips: list[CorpusClip], windows: EvalWindows, probabilities: np.ndarray, trim_leading_silence: bool) -> np.ndarray:
-    """The served decision rule's probability per clip (windows before the first speech dropped if asked)."""
+def video_scores(clips: list[CorpusClip], windows: EvalWindows, probabilities: np.ndarray, from_s: np.ndarray | None = None) -> np.ndarray:
+    """The served decision rule's probability per clip; windows starting before ``from_s[clip]`` are dropped."""
     scores = []
     for i in range(len(clips)):
         rows = windows.clip_index == i
-        if trim_leading_silence:
-            rows &= windows.start_s >= _first_speech_s(windows, i)
+        if from_s is not None:
+            rows &= windows.start_s >= from_s[i]
         scores.append(decide(probabilities[rows], windows.speech[rows], True).fake_probability)
     return np.array(scores)
 
@@ -74,20 +78,19 @@ def video_scores(clips: list[CorpusClip], windows: EvalWindows, probabilities: n
 def evaluate(clips: list[CorpusClip], probabilities: np.ndarray, windows: EvalWindows) -> dict:
     """Every metric of the report from per-window probabilities on the served windows."""
     report: dict = {}
-    judged = (windows.labels >= 0) & (windows.speech >= DEFAULT_CONFIG.min_speech_fraction)
     labels = np.array([c.record["label"] for c in clips])
     kinds = np.array([c.record["kind"] for c in clips])
-    for trimmed in (False, True):
-        rows = judged.copy()
-        if trimmed:
-            rows &= windows.start_s >= np.array([_first_speech_s(windows, i) for i in windows.clip_index])
-        videos = video_scores(clips, windows, probabilities, trimmed)
-        key = "leading_silence_trimmed" if trimmed else "as_is"
+    first_speech = first_speech_s(clips, windows)
+    videos = video_scores(clips, windows, probabilities)
+    for key, rows, scores in (
+        ("as_is", windows.judged, videos),
+        ("leading_silence_trimmed", windows.judged & (windows.start_s >= first_speech[windows.clip_index]),
+         video_scores(clips, windows, probabilities, first_speech)),
+    ):
         report[key] = {
             "windows": asdict(Metrics.of(windows.labels[rows], probabilities[rows])),
-            "videos": asdict(Metrics.of(labels, videos)),
+            "videos": asdict(Metrics.of(labels, scores)),
         }
-    videos = video_scores(clips, windows, probabilities, False)
     report["video_recall_by_kind"] = {
         kind: round(float(np.mean((videos[kinds == kind] >= 0.5) == labels[kinds == kind])), 4) for kind in sorted(set(kinds))
     }
@@ -104,7 +107,6 @@ def evaluate(clips: list[CorpusClip], probabilities: np.ndarray, windows: EvalWi
     report["shift_detection_by_frames"] = {
         int(f): round(float(np.mean(videos[shifted & (offsets == f)] >= 0.5)), 4) for f in sorted(set(offsets[shifted]))
     }
-    report["_video_scores"] = videos.tolist()
     return report
 
 
@@ -136,18 +138,17 @@ def shift_sweep(model: torch.nn.Module, clips: list[CorpusClip], shifts: tuple[i
     return rates
 
 
-def plot_roc(clips: list[CorpusClip], windows: EvalWindows, probabilities: np.ndarray, path: Path) -> None:
+def plot_roc(clips: list[CorpusClip], windows: EvalWindows, probabilities: np.ndarray, videos: np.ndarray, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    judged = (windows.labels >= 0) & (windows.speech >= DEFAULT_CONFIG.min_speech_fraction)
     labels = np.array([c.record["label"] for c in clips])
     fig, ax = plt.subplots(figsize=(5, 5))
     for name, y, s in (
-        ("windows", windows.labels[judged], probabilities[judged]),
-        ("videos", labels, video_scores(clips, windows, probabilities, False)),
+        ("windows", windows.labels[windows.judged], probabilities[windows.judged]),
+        ("videos", labels, videos),
     ):
         fpr, tpr, _ = roc_curve(y, s)
         ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc_score(y, s):.3f})")
@@ -181,8 +182,8 @@ def main() -> None:
     probabilities = predict(model, windows.visual, windows.audio)
     report = evaluate(clips, probabilities, windows)
     report["real_clips_shifted_detected"] = shift_sweep(model, clips)
-    plot_roc(clips, windows, probabilities, args.out / "roc.png")
-    torch_videos = np.array(report.pop("_video_scores"))
+    torch_videos = video_scores(clips, windows, probabilities)
+    plot_roc(clips, windows, probabilities, torch_videos, args.out / "roc.png")
     if args.triton:
         served = triton_scores(args.corpus, clips, args.triton)
         labels = np.array([c.record["label"] for c in clips])

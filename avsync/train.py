@@ -24,7 +24,7 @@ from preprocessing import DEFAULT_CONFIG
 
 from .checkpoint import init_model, save_checkpoint
 from .kinetics import load_kinetics_weights
-from .windows import CorpusClip, audio_window, load_corpus, served_windows, visual_window, window_label, window_speech
+from .windows import CorpusClip, EvalWindows, audio_window, load_corpus, served_windows, visual_window, window_label, window_speech
 
 
 @dataclass(frozen=True)
@@ -100,14 +100,12 @@ def _schedule(step: int, cfg: TrainConfig) -> float:
     return 0.5 * (1 + np.cos(np.pi * progress))
 
 
-def window_auc(model: torch.nn.Module, clips: list[CorpusClip]) -> float:
-    """ROC-AUC over the held-out clips' served windows that have speech and a clear label."""
+def window_auc(model: torch.nn.Module, windows: EvalWindows) -> float:
+    """ROC-AUC over the held-out served windows that have speech and a clear label."""
     from sklearn.metrics import roc_auc_score
 
-    windows = served_windows(clips)
-    keep = (windows.labels >= 0) & (windows.speech >= DEFAULT_CONFIG.min_speech_fraction)
-    scores = predict(model, windows.visual[keep], windows.audio[keep])
-    return float(roc_auc_score(windows.labels[keep], scores))
+    keep = windows.judged
+    return float(roc_auc_score(windows.labels[keep], predict(model, windows.visual[keep], windows.audio[keep])))
 
 
 @torch.no_grad()
@@ -145,6 +143,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         step, elapsed, history = state["step"], state["elapsed_s"], state["history"]
     train_clips = load_corpus(Path(cfg.corpus), "train")
     val_clips = load_corpus(Path(cfg.corpus), "val")
+    val_windows = served_windows(val_clips)  # cut once, scored at every evaluation
     sampler = WindowSampler(train_clips, cfg, rng)
     print(f"{len(train_clips)} training clips, {len(val_clips)} held-out clips; from step {step}")
 
@@ -172,7 +171,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         progress.update(1)
         progress.set_postfix(loss=f"{running:.3f}", min=f"{elapsed / 60:.1f}")
         if step % cfg.eval_every == 0 or step == cfg.max_steps:
-            auc = window_auc(model, val_clips)
+            auc = window_auc(model, val_windows)
             history.append({"step": step, "minutes": round(elapsed / 60, 2), "loss": round(running, 4), "val_window_auc": round(auc, 4)})
             progress.write(json.dumps(history[-1]))
             save_state()

@@ -61,7 +61,8 @@ def visual_window(clip: CorpusClip, start: int, cfg: PreprocessConfig = DEFAULT_
 
 
 def audio_window(clip: CorpusClip, start: int, cfg: PreprocessConfig = DEFAULT_CONFIG) -> np.ndarray:
-    return audio_windows(clip.features.mel.astype(np.float32), np.array([start]), cfg)[0]
+    """``(1, F, T_mel)`` float32 (``audio_windows`` casts the slice, not the whole stored clip)."""
+    return audio_windows(clip.features.mel, np.array([start]), cfg)[0]
 
 
 def window_speech(clip: CorpusClip, start: int, cfg: PreprocessConfig = DEFAULT_CONFIG) -> float:
@@ -78,6 +79,11 @@ class EvalWindows:
     speech: np.ndarray
     clip_index: np.ndarray  # row -> position of its clip in the list
     start_s: np.ndarray
+
+    @property
+    def judged(self) -> np.ndarray:
+        """Rows that count in window metrics: a clear label and enough speech to vote in the decision."""
+        return (self.labels >= 0) & (self.speech >= DEFAULT_CONFIG.min_speech_fraction)
 
 
 def served_windows(clips: list[CorpusClip], cfg: PreprocessConfig = DEFAULT_CONFIG) -> EvalWindows:

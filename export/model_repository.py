@@ -152,13 +152,14 @@ def build_repository(profile: str, model: ModelConfig, onnx_dir: Path, out: Path
     """A ready-to-serve repository in ``out``: configs, Python steps and the ONNX graphs."""
     if out.exists():
         shutil.rmtree(out)
+    graphs = graph_specs(model, DEFAULT_CONFIG)
     for name, config in repository_configs(profile, model).items():
         version = out / name / "1"
         version.mkdir(parents=True)
         (out / name / "config.pbtxt").write_text(config)
-        if name in PYTHON_STEPS or (profile == "cpu" and name in graph_specs(model, DEFAULT_CONFIG)):
+        if name in PYTHON_STEPS or (profile == "cpu" and name in graphs):
             shutil.copy(SOURCE / name / "1" / "model.py", version / "model.py")
-        if name in graph_specs(model, DEFAULT_CONFIG):
+        if name in graphs:
             graph = onnx_dir / f"{name}.onnx"
             if not graph.exists():
                 raise FileNotFoundError(f"{graph} is missing: run python -m export.onnx_export first")
