@@ -16,6 +16,9 @@ $(BIN)/.installed: pyproject.toml
 	# The CPU build of torch first (on these machines a plain `torch` resolves to a multi-GB CUDA build).
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e ".[dev]"
+	# silero-vad only for the ONNX model in its wheel (preprocessing/vad.py runs it with onnxruntime): --no-deps,
+	# as its declared torch/torchaudio requirements would pull multi-GB CUDA builds. 6.2.3 ships the sequence model.
+	$(BIN)/pip install -q --no-deps silero-vad==6.2.3
 	touch $@
 
 venv: $(BIN)/.installed

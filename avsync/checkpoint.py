@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from preprocessing.config import DEFAULT_CONFIG, PreprocessConfig
+from preprocessing.config import DEFAULT_CONFIG, MODEL_INPUT_FIELDS
 
 from .model import MODEL_CONFIGS, ModelConfig, SyncDetector
 
@@ -32,9 +32,10 @@ def save_checkpoint(model: SyncDetector, path: Path, **extra: object) -> None:
 def load_checkpoint(path: Path) -> SyncDetector:
     """The model in eval mode; refuses a checkpoint trained with other preprocessing constants."""
     state = torch.load(path, map_location="cpu", weights_only=True)
-    trained_with = PreprocessConfig(**state["preprocess"])
-    if trained_with != DEFAULT_CONFIG:
-        raise ValueError(f"{path} was trained with preprocessing {trained_with}, this code uses {DEFAULT_CONFIG}")
+    differ = {k: (state["preprocess"].get(k), getattr(DEFAULT_CONFIG, k)) for k in MODEL_INPUT_FIELDS
+              if state["preprocess"].get(k) != getattr(DEFAULT_CONFIG, k)}
+    if differ:
+        raise ValueError(f"{path} was trained with other preprocessing (trained, now): {differ}")
     model = SyncDetector(ModelConfig.from_dict(state["model_config"]))
     model.load_state_dict(state["state_dict"])
     return model.eval()

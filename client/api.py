@@ -7,8 +7,9 @@
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from types import ModuleType
 
@@ -16,10 +17,7 @@ import numpy as np
 
 MODEL = "sync_defense"
 DEFAULT_URLS = {"grpc": "localhost:8001", "http": "localhost:8000"}
-OUTPUTS = (
-    "VERDICT", "FAKE_PROBABILITY", "CONFIDENCE", "WINDOW_FAKE_PROBABILITY", "WINDOW_START_S", "WINDOW_SPEECH",
-    "FACE_FOUND", "DURATION_S",
-)
+RESULT = "RESULT"  # the ensemble's JSON answer; VERDICT, FAKE_PROBABILITY and CONFIDENCE repeat its head as tensors
 
 
 class DetectionError(RuntimeError):
@@ -28,21 +26,30 @@ class DetectionError(RuntimeError):
 
 @dataclass(frozen=True)
 class Detection:
-    """The verdict on one video, as ``syncdefense detect --json`` prints it."""
+    """The answer for one video, as ``syncdefense detect --json`` prints it (see ``avsync.decision.analyse``)."""
 
     file: str
     verdict: str  # real | fake | uncertain | no_face | no_speech
-    fake_probability: float
+    fake_probability: float | None  # None for no_face and no_speech
     confidence: float
-    windows: int  # windows scored (0 without a face)
-    window_start_s: list[float]
-    window_fake_probability: list[float]
-    window_speech: list[float]
+    av_offset_frames: int | None  # > 0: the audio comes after the mouth
+    av_offset_s: float | None
     duration_s: float
+    faces: list[dict]  # track_id, box, first_s, last_s, fake_probability, av_offset_frames, speaking, ...
+    segments: list[dict]  # track_id, start_s, end_s, fake_probability
+    windows: list[dict]  # track_id, start_s, end_s, fake_probability, speech, mouth_motion
     latency_ms: float
+    details: dict = field(default_factory=dict)  # the rest of the server's answer (thresholds, sampling, ...)
+
+    @classmethod
+    def from_result(cls, file: str, result: dict, latency_ms: float) -> Detection:
+        known = {f.name for f in fields(cls)} - {"file", "latency_ms", "details"}
+        return cls(file=file, latency_ms=round(latency_ms, 1), details={k: v for k, v in result.items() if k not in known},
+                   **{k: result[k] for k in known})
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        flat = asdict(self)
+        return {**{k: v for k, v in flat.items() if k != "details"}, **flat["details"]}
 
 
 def _tritonclient(protocol: str) -> ModuleType:
@@ -53,10 +60,6 @@ def _tritonclient(protocol: str) -> ModuleType:
     else:
         raise ValueError("protocol must be 'grpc' or 'http'")
     return module
-
-
-def _rounded(values: np.ndarray) -> list[float]:
-    return [round(float(v), 6) for v in values.reshape(-1)]
 
 
 class SyncDefenseClient:
@@ -78,7 +81,7 @@ class SyncDefenseClient:
             video = Path(video).read_bytes()
         upload = self._triton.InferInput("VIDEO", [1], "BYTES")
         upload.set_data_from_numpy(np.array([video], dtype=np.object_))
-        wanted = [self._triton.InferRequestedOutput(o) for o in OUTPUTS]
+        wanted = [self._triton.InferRequestedOutput(RESULT)]
         started = time.perf_counter()
         try:
             if self.protocol == "grpc":
@@ -88,21 +91,8 @@ class SyncDefenseClient:
         except self._triton.InferenceServerException as exc:
             raise DetectionError(exc.message() or str(exc)) from exc
         latency_ms = (time.perf_counter() - started) * 1000.0
-        out = {o: result.as_numpy(o) for o in OUTPUTS}
-        face = bool(out["FACE_FOUND"].reshape(-1)[0])
-        rows = slice(None) if face else slice(0)  # a faceless video's placeholder window is no result
-        return Detection(
-            file=name or "<bytes>",
-            verdict=out["VERDICT"].reshape(-1)[0].decode(),
-            fake_probability=round(float(out["FAKE_PROBABILITY"][0]), 6),
-            confidence=round(float(out["CONFIDENCE"][0]), 6),
-            windows=len(out["WINDOW_START_S"][rows]),
-            window_start_s=_rounded(out["WINDOW_START_S"][rows]),
-            window_fake_probability=_rounded(out["WINDOW_FAKE_PROBABILITY"][rows]),
-            window_speech=_rounded(out["WINDOW_SPEECH"][rows]),
-            duration_s=round(float(out["DURATION_S"][0]), 3),
-            latency_ms=round(latency_ms, 1),
-        )
+        answer = json.loads(result.as_numpy(RESULT).reshape(-1)[0])
+        return Detection.from_result(name or "<bytes>", answer, latency_ms)
 
     def ready(self) -> bool:
         return bool(self._client.is_server_ready() and self._client.is_model_ready(self.model))

@@ -2,8 +2,9 @@
 
     python -m export.model_repository --profile cpu --onnx build/onnx --out build/model_repository/cpu
 
-Both profiles share the ensemble, ``preprocess`` and ``decision``; they differ only in how the
-three graphs run: ``cpu`` runs them in ONNX Runtime inside Python-backend models (the CPU server
+The ensemble is ``preprocess -> score -> decision``; ``score`` (Python BLS) sends the upload's
+pairs to the three graphs in chunks of at most ``max_batch``. Both profiles share these steps and
+differ only in how the three graphs run: ``cpu`` runs them in ONNX Runtime inside Python-backend models (the CPU server
 wheel has no ONNX Runtime backend), ``gpu`` gives them to Triton's ONNX Runtime backend with the
 TensorRT execution accelerator in FP16 (engines are built on the target GPU and cached).
 The ``config.pbtxt`` files committed under ``model_repository/`` are this generator's ``cpu``
@@ -25,7 +26,9 @@ from .graphs import TensorSpec, graph_specs
 SOURCE = Path(__file__).resolve().parent.parent / "model_repository"
 ENSEMBLE = "sync_defense"
 PROFILES = ("cpu", "gpu")
-PYTHON_STEPS = ("preprocess", "decision")
+# Python steps and their instance counts: preprocessing is the slow step (decoding, faces, VAD), so
+# two uploads are prepared at once; scoring mostly waits on the graphs; the decision is numpy.
+STEP_INSTANCES = {"preprocess": 2, "score": 2, "decision": 1}
 BATCH_DELAY_US = 2000
 
 
@@ -33,38 +36,29 @@ def _dims(dims: Iterable[int]) -> str:
     return ", ".join(str(d) for d in dims)
 
 
-def _tensors(kind: str, tensors: Iterable[TensorSpec], batched: bool) -> str:
-    """An ``input [...]`` / ``output [...]`` block.
-
-    In a batching model Triton adds the batch axis itself; a non-batching step states the
-    variable number of windows as a leading -1 on its per-window tensors.
-    """
-    rows = []
-    for t in tensors:
-        dims = t.dims if batched or not _has_rows(t) else (-1, *t.dims)
-        rows.append(f'  {{ name: "{t.name}" data_type: TYPE_{t.dtype} dims: [ {_dims(dims)} ] }}')
+def _tensors(kind: str, tensors: Iterable[TensorSpec]) -> str:
+    """An ``input [...]`` / ``output [...]`` block (a batching model's batch axis is Triton's)."""
+    rows = [f'  {{ name: "{t.name}" data_type: TYPE_{t.dtype} dims: [ {_dims(t.dims)} ] }}' for t in tensors]
     return f"{kind} [\n" + ",\n".join(rows) + "\n]\n"
 
 
-def _has_rows(t: TensorSpec) -> bool:
-    """Per-window tensors carry a row axis; per-video flags and results do not."""
-    return t.name not in ("VIDEO", "FACE_FOUND", "DURATION_S", "VERDICT", "FAKE_PROBABILITY", "CONFIDENCE")
-
-
-def _step_tensors(model: ModelConfig, pre: PreprocessConfig) -> dict[str, tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]]:
-    """Inputs and outputs of the two non-batching Python steps, per window where they have rows."""
-    graphs = graph_specs(model, pre)
+def _step_tensors(pre: PreprocessConfig) -> dict[str, tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]]:
+    """Inputs and outputs of the three Python steps of the ensemble (none batches: one upload each)."""
     video = TensorSpec("VIDEO", (1,), "STRING")
-    per_window = (TensorSpec("WINDOW_START_S", ()), TensorSpec("WINDOW_SPEECH", ()))
-    flags = (TensorSpec("FACE_FOUND", (1,), "BOOL"), TensorSpec("DURATION_S", (1,)))
+    crops = TensorSpec("MOUTH_CROPS", (-1, pre.clip_frames, pre.crop_size, pre.crop_size, 3), "UINT8")
+    mel = TensorSpec("MEL", (pre.n_mels, -1))
+    windows = tuple(TensorSpec(n, (-1,), t) for n, t in (
+        ("WINDOW_TRACK", "INT32"), ("WINDOW_START", "INT32"), ("WINDOW_SPEECH", "FP32"), ("WINDOW_MOTION", "FP32")))
+    pairs = (TensorSpec("PAIR_WINDOW", (-1,), "INT32"), TensorSpec("PAIR_SHIFT", (-1,), "INT32"))
+    info = TensorSpec("VIDEO_INFO", (1,), "STRING")
+    probability = TensorSpec("PAIR_FAKE_PROBABILITY", (-1,))
     return {
-        "preprocess": (
-            (video,),
-            graphs["visual_encoder"].inputs + graphs["audio_encoder"].inputs + per_window + flags,
-        ),
+        "preprocess": ((video,), (crops, mel, *windows, *pairs, info)),
+        "score": ((crops, mel, windows[1], *pairs), (probability,)),
         "decision": (
-            graphs["fusion_classifier"].outputs + (per_window[1], flags[0]),
-            (TensorSpec("VERDICT", (1,), "STRING"), TensorSpec("FAKE_PROBABILITY", (1,)), TensorSpec("CONFIDENCE", (1,))),
+            (probability, *pairs, *windows, info),
+            (TensorSpec("VERDICT", (1,), "STRING"), TensorSpec("FAKE_PROBABILITY", (1,)), TensorSpec("CONFIDENCE", (1,)),
+             TensorSpec("RESULT", (1,), "STRING")),
         ),
     }
 
@@ -72,8 +66,8 @@ def _step_tensors(model: ModelConfig, pre: PreprocessConfig) -> dict[str, tuple[
 def _python_step(name: str, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...], instances: int) -> str:
     return (
         f'name: "{name}"\nbackend: "python"\nmax_batch_size: 0\n'
-        + _tensors("input", inputs, False)
-        + _tensors("output", outputs, False)
+        + _tensors("input", inputs)
+        + _tensors("output", outputs)
         + f"instance_group [ {{ count: {instances} kind: KIND_CPU }} ]\n"
     )
 
@@ -83,9 +77,9 @@ def _graph_step(name: str, inputs: tuple[TensorSpec, ...], outputs: tuple[Tensor
     head += 'backend: "python"\n' if profile == "cpu" else 'platform: "onnxruntime_onnx"\n'
     text = (
         head
-        + f"max_batch_size: {pre.max_windows}\n"
-        + _tensors("input", inputs, True)
-        + _tensors("output", outputs, True)
+        + f"max_batch_size: {pre.max_batch}\n"
+        + _tensors("input", inputs)
+        + _tensors("output", outputs)
         + f"dynamic_batching {{ max_queue_delay_microseconds: {BATCH_DELAY_US} }}\n"
     )
     if profile == "cpu":
@@ -105,32 +99,18 @@ def _graph_step(name: str, inputs: tuple[TensorSpec, ...], outputs: tuple[Tensor
     )
 
 
-def _ensemble(model: ModelConfig, pre: PreprocessConfig) -> str:
-    graphs = graph_specs(model, pre)
-    steps = _step_tensors(model, pre)
-    order = [
-        ("preprocess", steps["preprocess"]),
-        *((name, (g.inputs, g.outputs)) for name, g in graphs.items()),
-        ("decision", steps["decision"]),
-    ]
+def _ensemble(pre: PreprocessConfig) -> str:
+    """preprocess -> score -> decision, every tensor passed on under its own name."""
+    steps = _step_tensors(pre)
     blocks = []
-    for name, (inputs, outputs) in order:
+    for name, (inputs, outputs) in steps.items():
         maps = "".join(f'      input_map {{ key: "{t.name}" value: "{t.name}" }}\n' for t in inputs)
         maps += "".join(f'      output_map {{ key: "{t.name}" value: "{t.name}" }}\n' for t in outputs)
         blocks.append(f'    {{\n      model_name: "{name}"\n      model_version: -1\n{maps}    }}')
-    pre_out = {t.name: t for t in steps["preprocess"][1]}
-    results = (
-        *steps["decision"][1],
-        graphs["fusion_classifier"].outputs[0],
-        pre_out["WINDOW_START_S"],
-        pre_out["WINDOW_SPEECH"],
-        pre_out["FACE_FOUND"],
-        pre_out["DURATION_S"],
-    )
     return (
         f'name: "{ENSEMBLE}"\nplatform: "ensemble"\nmax_batch_size: 0\n'
-        + _tensors("input", steps["preprocess"][0], False)
-        + _tensors("output", results, False)
+        + _tensors("input", steps["preprocess"][0])
+        + _tensors("output", steps["decision"][1])
         + "ensemble_scheduling {\n  step [\n" + ",\n".join(blocks) + "\n  ]\n}\n"
     )
 
@@ -139,12 +119,12 @@ def repository_configs(profile: str, model: ModelConfig, pre: PreprocessConfig =
     """``config.pbtxt`` text of every model of the repository, keyed by model name."""
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {PROFILES}")
-    steps = _step_tensors(model, pre)
-    configs = {ENSEMBLE: _ensemble(model, pre)}
-    configs["preprocess"] = _python_step("preprocess", *steps["preprocess"], instances=2)
+    steps = _step_tensors(pre)
+    configs = {ENSEMBLE: _ensemble(pre)}
+    for name, instances in STEP_INSTANCES.items():
+        configs[name] = _python_step(name, *steps[name], instances=instances)
     for name, graph in graph_specs(model, pre).items():
         configs[name] = _graph_step(name, graph.inputs, graph.outputs, profile, pre)
-    configs["decision"] = _python_step("decision", *steps["decision"], instances=1)
     return configs
 
 
@@ -157,7 +137,7 @@ def build_repository(profile: str, model: ModelConfig, onnx_dir: Path, out: Path
         version = out / name / "1"
         version.mkdir(parents=True)
         (out / name / "config.pbtxt").write_text(config)
-        if name in PYTHON_STEPS or (profile == "cpu" and name in graphs):
+        if name in STEP_INSTANCES or (profile == "cpu" and name in graphs):
             shutil.copy(SOURCE / name / "1" / "model.py", version / "model.py")
         if name in graphs:
             graph = onnx_dir / f"{name}.onnx"

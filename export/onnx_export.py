@@ -42,7 +42,7 @@ def export_graph(module: nn.Module, spec: GraphSpec, path: Path, max_batch: int)
     program.save(str(path))
 
 
-def export_all(model: SyncDetector, out: Path, max_batch: int = DEFAULT_CONFIG.max_windows) -> dict[str, Path]:
+def export_all(model: SyncDetector, out: Path, max_batch: int = DEFAULT_CONFIG.max_batch) -> dict[str, Path]:
     """Export the three graphs to ``out/<name>.onnx`` and return their paths."""
     specs = graph_specs(model.config, DEFAULT_CONFIG)
     paths = {}

@@ -57,7 +57,7 @@ def check_parity(model: SyncDetector, paths: dict[str, Path], real: tuple[np.nda
     reports = [
         _compare(name, "random", modules[name], sessions[name], specs[name].random_inputs(batch))
         for name in paths
-        for batch in (1, DEFAULT_CONFIG.max_windows)
+        for batch in (1, DEFAULT_CONFIG.max_batch)
     ]
     if real is not None:
         mouths, mels = real

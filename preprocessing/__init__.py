@@ -2,6 +2,6 @@
 
 from .config import DEFAULT_CONFIG, PreprocessConfig
 from .decode import MediaError
-from .pipeline import PreprocessedVideo, preprocess_video, warm_up
+from .pipeline import PreparedVideo, preprocess_video, warm_up
 
-__all__ = ["DEFAULT_CONFIG", "MediaError", "PreprocessConfig", "PreprocessedVideo", "preprocess_video", "warm_up"]
+__all__ = ["DEFAULT_CONFIG", "MediaError", "PreparedVideo", "PreprocessConfig", "preprocess_video", "warm_up"]

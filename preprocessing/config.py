@@ -18,19 +18,30 @@ class PreprocessConfig:
     fps: int = 25
     clip_frames: int = 25  # T: video frames per model window (1 s)
     window_stride_frames: int = 25  # windows start every this many frames
-    max_windows: int = 32  # per request; equals the encoders' max_batch_size in the ensemble
+    max_batch: int = 32  # the encoders' max_batch_size: the scoring step sends chunks of at most this many
+    max_windows_per_face: int = 60  # cost cap: longer videos get this many windows per face, sampled
+    max_duration_s: float = 3600.0  # audio is held whole (64 kB/s): longer uploads are refused
     min_duration_s: float = 1.0  # one full window
 
     # Faces and mouths.
     face_detect_every: int = 5  # run the Haar cascade on every n-th timeline frame
     face_detect_width: int = 320  # detection runs on a frame downscaled to this width
     face_min_size_frac: float = 0.12  # smallest face, as a fraction of the downscaled width
+    max_faces: int = 4  # tracks kept (those on screen longest); each is scored on its own
+    track_min_iou: float = 0.3  # a detection continues a track when it overlaps its last box this much
+    track_max_gap_frames: int = 25  # a face missed for longer ends its track (a new one starts if it returns)
+    track_min_detections: int = 3  # shorter tracks are detector noise or faces passing by
     box_smooth_frames: int = 9  # centred moving average over interpolated boxes
     mouth_center_y: float = 0.78  # mouth centre, fraction of the face box height from its top
     mouth_size: float = 0.55  # square mouth crop side, fraction of the face box width
     crop_size: int = 64  # H = W of the mouth crop fed to the visual encoder
     pixel_mean: float = 0.5  # after scaling to 0..1
     pixel_std: float = 0.25
+
+    # Audio-video offset search (SyncNet-style): the audio is slid over the mouth by up to this many
+    # frames either way on a face's most voiced windows, and the best-matching shift is the offset.
+    offset_max_frames: int = 15
+    offset_windows: int = 4  # per face; each costs 2 * offset_max_frames extra audio windows
 
     # Audio.
     sample_rate: int = 16_000
@@ -44,6 +55,12 @@ class PreprocessConfig:
     mel_mean: float = -7.0  # fixed affine normalisation of the log-mel (no per-clip statistics)
     mel_std: float = 3.5
     speech_rms_dbfs: float = -45.0  # a window with RMS below this is silence (no speech)
+    # Speech (preprocessing/vad.py): a frame is speech when webrtcvad, silero-vad and the RMS gate all agree.
+    vad_webrtc_mode: int = 2  # webrtcvad aggressiveness 0..3; alone it still passes white noise and tones
+    vad_webrtc_frame_ms: int = 20  # webrtcvad takes 10, 20 or 30 ms frames; 20 ms = two per 40 ms frame
+    vad_silero_threshold: float = 0.5  # silero-vad speech probability; the guard against noise, tones and music
+    vad_max_pause_frames: int = 5  # pauses up to this many frames between speech stay speech (the mouth still moves)
+    vad_min_speech_frames: int = 3  # shorter isolated speech bursts are dropped (clicks, coughs, VAD flicker)
     min_speech_fraction: float = 0.3  # windows below this speech fraction leave the decision
 
     def __post_init__(self) -> None:
@@ -70,5 +87,13 @@ class PreprocessConfig:
     def clip_seconds(self) -> float:
         return self.clip_frames / self.fps
 
+
+# The fields that shape the tensors the model sees (a checkpoint is only valid with the same values);
+# the others (windowing, speech gating, tracking limits, offset search) may change without retraining.
+MODEL_INPUT_FIELDS = (
+    "fps", "clip_frames", "face_detect_every", "face_detect_width", "face_min_size_frac", "box_smooth_frames",
+    "mouth_center_y", "mouth_size", "crop_size", "pixel_mean", "pixel_std", "sample_rate", "n_fft", "win_length",
+    "hop_length", "n_mels", "fmin", "fmax", "log_floor", "mel_mean", "mel_std",
+)
 
 DEFAULT_CONFIG = PreprocessConfig()

@@ -1,12 +1,14 @@
-"""Face boxes for every timeline frame from a detector run on a few downscaled frames.
+"""Face tracks: a detector run on a few downscaled frames, detections joined over time.
 
 A Haar cascade on a full 640-px frame costs 55-95 ms here, so it runs on every
-``face_detect_every``-th frame at ``face_detect_width`` pixels; the frames between are filled by
-linear interpolation and the track is smoothed so the mouth crop does not jump.
+``face_detect_every``-th frame at ``face_detect_width`` pixels. Detections are associated into
+tracks by overlap, the frames between are filled by linear interpolation and each track is
+smoothed so the mouth crop does not jump.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -37,19 +39,86 @@ def detect_faces(gray_small: np.ndarray, scale: float, cfg: PreprocessConfig) ->
     return sorted(boxes, key=lambda b: -b[2] * b[3])
 
 
-def fill_track(keyframe_boxes: dict[int, Box], n_frames: int, cfg: PreprocessConfig) -> np.ndarray | None:
-    """One box per timeline frame from boxes found on some frames; ``None`` when none were found.
+@dataclass(frozen=True)
+class FaceTrack:
+    """One face followed through the video: a box for every frame from ``first`` to ``last``."""
 
-    Gaps are linearly interpolated, the ends held, then a centred moving average removes
-    detector jitter.
+    track_id: int
+    first: int  # first timeline frame on screen
+    boxes: np.ndarray  # (last - first + 1, 4) interpolated and smoothed
+    detections: int  # keyframes on which the detector found it
+
+    @property
+    def last(self) -> int:
+        return self.first + len(self.boxes) - 1
+
+    def held_boxes(self, n_frames: int) -> np.ndarray:
+        """``(n_frames, 4)``: the track's boxes with its first and last box held outside its span."""
+        before = np.repeat(self.boxes[:1], self.first, axis=0)
+        after = np.repeat(self.boxes[-1:], max(0, n_frames - self.last - 1), axis=0)
+        return np.concatenate([before, self.boxes, after])[:n_frames]
+
+
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two ``(x, y, w, h)`` boxes."""
+    w = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    h = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    inter = max(0.0, w) * max(0.0, h)
+    return float(inter / (a[2] * a[3] + b[2] * b[3] - inter))
+
+
+def _associate(keyframe_faces: dict[int, list[Box]], cfg: PreprocessConfig) -> list[dict[int, Box]]:
+    """Detections on consecutive keyframes joined into tracks, greedily by overlap (best pairs first).
+
+    A track that has not been matched for ``track_max_gap_frames`` is closed, so a face that
+    leaves and comes back starts a new track instead of being interpolated across its absence.
     """
-    if not keyframe_boxes:
-        return None
-    keys = np.array(sorted(keyframe_boxes))
-    values = np.stack([keyframe_boxes[k] for k in keys])
-    frames = np.arange(n_frames)
-    track = np.stack([np.interp(frames, keys, values[:, i]) for i in range(4)], axis=1)
-    return smooth_boxes(track, cfg.box_smooth_frames)
+    closed: list[dict[int, Box]] = []
+    open_: list[dict[int, Box]] = []
+    for k in sorted(keyframe_faces):
+        closed += [t for t in open_ if k - max(t) > cfg.track_max_gap_frames]
+        open_ = [t for t in open_ if k - max(t) <= cfg.track_max_gap_frames]
+        pairs = sorted(
+            ((iou(t[max(t)], box), i, j) for i, t in enumerate(open_) for j, box in enumerate(keyframe_faces[k])),
+            reverse=True,
+        )
+        used_tracks: set[int] = set()
+        used_boxes: set[int] = set()
+        for overlap, i, j in pairs:
+            if overlap < cfg.track_min_iou:
+                break
+            if i not in used_tracks and j not in used_boxes:
+                open_[i][k] = keyframe_faces[k][j]
+                used_tracks.add(i)
+                used_boxes.add(j)
+        open_ += [{k: box} for j, box in enumerate(keyframe_faces[k]) if j not in used_boxes]
+    return closed + open_
+
+
+def _interpolated(detections: dict[int, Box], n_frames: int, cfg: PreprocessConfig) -> tuple[int, np.ndarray]:
+    """First frame and per-frame boxes of a track: linear between detections, held for one detection
+    interval after the last one (the face is assumed on screen until the next detector run)."""
+    keys = np.array(sorted(detections))
+    values = np.stack([detections[k] for k in keys])
+    first, last = int(keys[0]), min(n_frames - 1, int(keys[-1]) + cfg.face_detect_every - 1)
+    frames = np.arange(first, last + 1)
+    boxes = np.stack([np.interp(frames, keys, values[:, i]) for i in range(4)], axis=1)
+    return first, smooth_boxes(boxes, cfg.box_smooth_frames)
+
+
+def build_tracks(keyframe_faces: dict[int, list[Box]], n_frames: int, cfg: PreprocessConfig) -> list[FaceTrack]:
+    """Face tracks from the detections on keyframes, at most ``max_faces``, longest on screen first.
+
+    Tracks seen on fewer than ``track_min_detections`` keyframes are dropped: a detector false
+    positive rarely repeats in the same place, a real face does.
+    """
+    found = [t for t in _associate(keyframe_faces, cfg) if len(t) >= cfg.track_min_detections]
+    found.sort(key=lambda t: (-len(t), min(t)))
+    tracks = []
+    for track_id, detections in enumerate(found[: cfg.max_faces]):
+        first, boxes = _interpolated(detections, n_frames, cfg)
+        tracks.append(FaceTrack(track_id, first, boxes, len(detections)))
+    return tracks
 
 
 def smooth_boxes(track: np.ndarray, width: int) -> np.ndarray:

@@ -29,3 +29,15 @@ def crop_mouth(frame_rgb: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
         frame_rgb, matrix, (size, size), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_REPLICATE,
     )
+
+
+def mouth_motion(windows: np.ndarray) -> np.ndarray:
+    """Mouth movement per window: mean absolute grey-level change between consecutive frames (0..255).
+
+    ``windows`` is uint8 ``(N, T, S, S, 3)``. A speaking mouth changes from frame to frame, a
+    listener's does not; the decision uses it to tell which face is talking.
+    """
+    grey = windows.astype(np.float32).mean(axis=-1)
+    if grey.shape[1] < 2:
+        return np.zeros(len(windows), np.float32)
+    return np.abs(np.diff(grey, axis=1)).mean(axis=(1, 2, 3)).astype(np.float32)

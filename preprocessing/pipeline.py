@@ -1,35 +1,25 @@
-"""The whole preprocessing path from uploaded bytes to model windows.
+"""The whole preprocessing path from uploaded bytes to model windows, for every face in the video.
 
-Two decoding passes keep memory at a few mouth crops per frame instead of every full frame:
-the first finds faces on a few small frames (and counts the frames), the second crops mouths
-along the smoothed face track.
+Two decoding passes keep memory bounded: the first finds faces on a few small frames (and counts
+the frames), the second crops mouths only on the frames of the windows that will be scored, so a
+long video costs its decoding time but never more than ``max_windows_per_face`` windows of crops.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import av
 import numpy as np
 
-from .audio import frame_loudness_dbfs, log_mel
+from .audio import log_mel
 from .config import DEFAULT_CONFIG, PreprocessConfig
 from .decode import MediaError, decode_audio, first_frame_time, iter_timeline_frames
-from .faces import Box, detect_faces, fill_track, load_detector
-from .mouth import crop_mouth, mouth_boxes
-from .windows import audio_windows, normalise_crops, speech_fraction, visual_windows, window_starts
-
-
-@dataclass(frozen=True)
-class PreprocessedVideo:
-    """Model inputs for one upload, one row per window, plus what the decision needs besides them."""
-
-    visual: np.ndarray  # (N, 3, T, H, W) float32; N = 0 when no face was found
-    audio: np.ndarray  # (N, 1, F, T_mel) float32
-    window_start_s: np.ndarray  # (N,) float32
-    window_speech: np.ndarray  # (N,) float32: share of the window's frames with speech
-    face_found: bool
-    duration_s: float
+from .faces import Box, FaceTrack, build_tracks, detect_faces, load_detector
+from .mouth import crop_mouth, mouth_boxes, mouth_motion
+from .vad import load_vad, speech_frames
+from .windows import speech_fraction, window_starts
 
 
 def _detection_frame(frame: av.VideoFrame, cfg: PreprocessConfig) -> tuple[np.ndarray, float]:
@@ -40,97 +30,206 @@ def _detection_frame(frame: av.VideoFrame, cfg: PreprocessConfig) -> tuple[np.nd
     return frame.reformat(width=width, height=height, format="gray").to_ndarray(), scale
 
 
-def _scan_faces(data: bytes, cfg: PreprocessConfig) -> tuple[int, dict[int, Box]]:
-    """Pass 1: the number of timeline frames and the primary face on every n-th frame."""
+def _scan_faces(data: bytes, cfg: PreprocessConfig) -> tuple[int, dict[int, list[Box]]]:
+    """Pass 1: the number of timeline frames and the faces found on every n-th frame."""
     n_frames = 0
-    found: dict[int, Box] = {}
+    found: dict[int, list[Box]] = {}
     for k, frame in iter_timeline_frames(data, cfg):
         n_frames = k + 1
         if k % cfg.face_detect_every == 0:
             gray, scale = _detection_frame(frame, cfg)
-            faces = detect_faces(gray, scale, cfg)
-            if faces:
-                found[k] = faces[0]
-    return n_frames, found
+            found[k] = detect_faces(gray, scale, cfg)
+    return n_frames, {k: faces for k, faces in found.items() if faces}
 
 
-def _crop_mouths(data: bytes, boxes: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
-    """Pass 2: a uint8 ``(n, S, S, 3)`` mouth crop for every timeline frame."""
-    crops = np.zeros((len(boxes), cfg.crop_size, cfg.crop_size, 3), dtype=np.uint8)
+@dataclass(frozen=True)
+class CropPlan:
+    """The timeline frames to crop for one face, and the mouth box ``(cx, cy, side)`` on each."""
+
+    frames: np.ndarray  # sorted, unique
+    boxes: np.ndarray
+
+
+def _crop_mouths(data: bytes, plans: list[CropPlan], n_frames: int, cfg: PreprocessConfig) -> list[np.ndarray]:
+    """Pass 2: uint8 ``(len(plan.frames), S, S, 3)`` mouth crops for each plan."""
+    row_of = np.full((len(plans), n_frames), -1, dtype=np.int64)
+    for i, plan in enumerate(plans):
+        row_of[i, plan.frames] = np.arange(len(plan.frames))
+    crops = [np.zeros((len(p.frames), cfg.crop_size, cfg.crop_size, 3), np.uint8) for p in plans]
     last: tuple[av.VideoFrame, np.ndarray] | None = None
     for k, frame in iter_timeline_frames(data, cfg):
-        if k >= len(boxes):
+        if k >= n_frames:
             break
+        faces_here = np.flatnonzero(row_of[:, k] >= 0)
+        if not faces_here.size:
+            continue
         if last is None or last[0] is not frame:  # held frames are converted once
             last = (frame, frame.to_ndarray(format="rgb24"))
-        crops[k] = crop_mouth(last[1], boxes[k], cfg.crop_size)
+        for i in faces_here:
+            crops[i][row_of[i, k]] = crop_mouth(last[1], plans[i].boxes[row_of[i, k]], cfg.crop_size)
     return crops
+
+
+def _check_length(n_frames: int, cfg: PreprocessConfig) -> None:
+    duration_s = n_frames / cfg.fps
+    if n_frames < cfg.clip_frames:
+        raise MediaError(f"the video lasts {duration_s:.2f} s; at least {cfg.min_duration_s:.2f} s is needed")
+    if duration_s > cfg.max_duration_s:
+        raise MediaError(f"the video lasts {duration_s:.0f} s; this server takes at most {cfg.max_duration_s:.0f} s")
+
+
+@dataclass(frozen=True)
+class AudioFeatures:
+    mel: np.ndarray  # (F, 4 n + 1) normalised log-mel on the timeline's clock
+    speech: np.ndarray  # (n,) bool: the VAD's verdict for each timeline frame
+
+
+def read_audio(data: bytes, n_frames: int, cfg: PreprocessConfig) -> AudioFeatures:
+    """The upload's audio on the video's clock as log-mel and per-frame speech flags."""
+    audio = decode_audio(data, cfg, first_frame_time(data), n_frames * cfg.samples_per_frame)
+    return AudioFeatures(log_mel(audio, cfg), speech_frames(audio, cfg))
 
 
 @dataclass(frozen=True)
 class ClipFeatures:
-    """Per-frame features of a whole clip before windowing; training samples windows from these."""
+    """Per-frame features of a one-face clip before windowing; training samples windows from these."""
 
     crops: np.ndarray | None  # (n, S, S, 3) uint8 mouth crops; None when no face was found
     mel: np.ndarray  # (F, 4 n + 1) normalised log-mel on the same clock
-    loudness_dbfs: np.ndarray  # (n,) audio level of each frame
+    speech: np.ndarray  # (n,) bool per-frame speech flags
     n_frames: int
 
 
-def _check_length(n_frames: int, max_windows: int | None, cfg: PreprocessConfig) -> None:
-    duration_s = n_frames / cfg.fps
-    if n_frames < cfg.clip_frames:
-        raise MediaError(f"the video lasts {duration_s:.2f} s; at least {cfg.min_duration_s:.2f} s is needed")
-    n_windows = len(window_starts(n_frames, cfg))
-    if max_windows is not None and n_windows > max_windows:
-        longest = (max_windows - 1) * cfg.window_stride_frames / cfg.fps + cfg.clip_seconds
-        raise MediaError(
-            f"the video lasts {duration_s:.1f} s ({n_windows} windows); this server takes at most "
-            f"{max_windows} windows ({longest:.0f} s) per request"
-        )
-
-
-def extract_clip(data: bytes, cfg: PreprocessConfig = DEFAULT_CONFIG, max_windows: int | None = None) -> ClipFeatures:
-    """Decode, find the face, crop the mouth on every frame and compute the clip's log-mel.
-
-    ``max_windows`` refuses (before the costly cropping pass) a video that would need more windows.
-    """
-    origin_s = first_frame_time(data)
+def extract_clip(data: bytes, cfg: PreprocessConfig = DEFAULT_CONFIG) -> ClipFeatures:
+    """The training view of a clip: the main face (on screen longest) cropped on every frame."""
     n_frames, keyframe_faces = _scan_faces(data, cfg)
-    _check_length(n_frames, max_windows, cfg)
-    audio = decode_audio(data, cfg, origin_s, n_frames * cfg.samples_per_frame)
-    track = fill_track(keyframe_faces, n_frames, cfg)
-    crops = None if track is None else _crop_mouths(data, mouth_boxes(track, cfg), cfg)
-    return ClipFeatures(crops, log_mel(audio, cfg), frame_loudness_dbfs(audio, cfg), n_frames)
+    _check_length(n_frames, cfg)
+    audio = read_audio(data, n_frames, cfg)
+    tracks = build_tracks(keyframe_faces, n_frames, cfg)
+    crops = None
+    if tracks:
+        plan = CropPlan(np.arange(n_frames), mouth_boxes(tracks[0].held_boxes(n_frames), cfg))
+        crops = _crop_mouths(data, [plan], n_frames, cfg)[0]
+    return ClipFeatures(crops, audio.mel, audio.speech, n_frames)
 
 
-def cut_windows(clip: ClipFeatures, cfg: PreprocessConfig = DEFAULT_CONFIG) -> PreprocessedVideo:
-    """The served windows of a clip: every ``window_stride_frames``, the last one aligned to the end."""
-    starts = window_starts(clip.n_frames, cfg)
-    duration_s = clip.n_frames / cfg.fps
-    if clip.crops is None:
-        empty = np.zeros(0, np.float32)
-        return PreprocessedVideo(
-            visual=np.zeros((0, 3, cfg.clip_frames, cfg.crop_size, cfg.crop_size), np.float32),
-            audio=np.zeros((0, 1, cfg.n_mels, cfg.mel_frames), np.float32),
-            window_start_s=empty, window_speech=empty, face_found=False, duration_s=duration_s,
-        )
-    return PreprocessedVideo(
-        visual=visual_windows(normalise_crops(clip.crops, cfg), starts, cfg),
-        audio=audio_windows(clip.mel, starts, cfg),
-        window_start_s=(starts / cfg.fps).astype(np.float32),
-        window_speech=speech_fraction(clip.loudness_dbfs, starts, cfg),
-        face_found=True,
-        duration_s=duration_s,
+# --- serving: every face, windows chosen within a cost cap, pairs to score -------------------------
+
+
+def face_windows(track: FaceTrack, cfg: PreprocessConfig) -> np.ndarray:
+    """Window starts over the part of the video where this face is on screen."""
+    span = track.last - track.first + 1
+    return track.first + window_starts(span, cfg)
+
+
+def sample_windows(starts: np.ndarray, speech: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+    """At most ``max_windows_per_face`` of ``starts`` (sorted), voiced windows first, each group
+    spread evenly over the video: past the cap, cost stops growing with duration."""
+    cap = cfg.max_windows_per_face
+    if len(starts) <= cap:
+        return starts
+    voiced = speech >= cfg.min_speech_fraction
+    chosen = []
+    for group, room in ((np.flatnonzero(voiced), cap), (np.flatnonzero(~voiced), cap - min(cap, voiced.sum()))):
+        if room > 0 and group.size:
+            chosen.append(group[np.unique(np.linspace(0, group.size - 1, min(room, group.size)).round().astype(int))])
+    return np.sort(starts[np.concatenate(chosen)])
+
+
+def offset_shifts(start: int, n_frames: int, cfg: PreprocessConfig) -> np.ndarray:
+    """Audio shifts (frames, not 0) of the offset search that keep the shifted window inside the video."""
+    shifts = np.arange(-cfg.offset_max_frames, cfg.offset_max_frames + 1)
+    shifts = shifts[shifts != 0]
+    return shifts[(start + shifts >= 0) & (start + shifts <= n_frames - cfg.clip_frames)]
+
+
+@dataclass(frozen=True)
+class PreparedVideo:
+    """Everything the server scores for one upload: mouth windows of every face and the pairs
+    ``(mouth window, audio shift)`` to score (shift 0 for every window, and the offset search)."""
+
+    crops: np.ndarray  # (N, T, S, S, 3) uint8 mouth windows of all faces
+    window_track: np.ndarray  # (N,) int32 face track of each window
+    window_start: np.ndarray  # (N,) int32 first timeline frame
+    window_speech: np.ndarray  # (N,) float32 share of voiced frames
+    window_motion: np.ndarray  # (N,) float32 mouth movement (mouth.mouth_motion)
+    mel: np.ndarray  # (F, 4 n + 1) float32 the whole clip's log-mel; audio windows are cut from it
+    pair_window: np.ndarray  # (K,) int32 row of ``crops``
+    pair_shift: np.ndarray  # (K,) int32 audio shift in frames (audio window starts at start + shift)
+    tracks: tuple[FaceTrack, ...]
+    n_frames: int
+    sampled: bool  # windows were sampled (the video is longer than the cost cap)
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_frames / DEFAULT_CONFIG.fps
+
+    def info(self, cfg: PreprocessConfig = DEFAULT_CONFIG) -> dict:
+        """What the decision needs besides the scores: the faces and the video's length (JSON-able)."""
+        return {
+            "duration_s": round(self.n_frames / cfg.fps, 3),
+            "sampled": self.sampled,
+            "faces": [
+                {"track_id": t.track_id, "box": [round(float(v), 1) for v in np.median(t.boxes, axis=0)],
+                 "first_s": round(t.first / cfg.fps, 3), "last_s": round((t.last + 1) / cfg.fps, 3)}
+                for t in self.tracks
+            ],
+        }
+
+    def info_json(self) -> str:
+        return json.dumps(self.info())
+
+
+def _plan_pairs(window_start: np.ndarray, window_track: np.ndarray, window_speech: np.ndarray, n_frames: int,
+                cfg: PreprocessConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Every window at shift 0, then each face's ``offset_windows`` most voiced windows at every shift."""
+    rows, shifts = [np.arange(len(window_start))], [np.zeros(len(window_start), np.int64)]
+    for track in np.unique(window_track):
+        mine = np.flatnonzero((window_track == track) & (window_speech >= cfg.min_speech_fraction))
+        for row in mine[np.argsort(-window_speech[mine], kind="stable")][: cfg.offset_windows]:
+            extra = offset_shifts(int(window_start[row]), n_frames, cfg)
+            rows.append(np.full(len(extra), row))
+            shifts.append(extra)
+    return np.concatenate(rows).astype(np.int32), np.concatenate(shifts).astype(np.int32)
+
+
+def _crop_plan(track: FaceTrack, starts: np.ndarray, n_frames: int, cfg: PreprocessConfig) -> CropPlan:
+    frames = np.unique((starts[:, None] + np.arange(cfg.clip_frames)).reshape(-1))
+    return CropPlan(frames, mouth_boxes(track.held_boxes(n_frames)[frames], cfg))
+
+
+def preprocess_video(data: bytes, cfg: PreprocessConfig = DEFAULT_CONFIG) -> PreparedVideo:
+    """What the server runs on an upload: faces tracked, windows chosen, mouths cropped, pairs planned."""
+    n_frames, keyframe_faces = _scan_faces(data, cfg)
+    _check_length(n_frames, cfg)
+    audio = read_audio(data, n_frames, cfg)
+    tracks = tuple(build_tracks(keyframe_faces, n_frames, cfg))
+    on_screen = [face_windows(t, cfg) for t in tracks]
+    starts = [sample_windows(s, speech_fraction(audio.speech, s, cfg), cfg) for s in on_screen]
+    plans = [_crop_plan(t, s, n_frames, cfg) for t, s in zip(tracks, starts, strict=True)]
+    crops = _crop_mouths(data, plans, n_frames, cfg)
+    in_window = np.arange(cfg.clip_frames)
+    windows = np.zeros((0, cfg.clip_frames, cfg.crop_size, cfg.crop_size, 3), np.uint8)
+    windows = np.concatenate([windows] + [
+        face_crops[np.searchsorted(plan.frames, face_starts[:, None] + in_window)]
+        for plan, face_crops, face_starts in zip(plans, crops, starts, strict=True)
+    ])
+    window_start = np.concatenate([np.zeros(0, np.int64), *starts]).astype(np.int32)
+    window_track = np.concatenate([np.zeros(0, np.int64)] + [np.full(len(s), t.track_id) for t, s in zip(tracks, starts, strict=True)])
+    window_track = window_track.astype(np.int32)
+    window_speech = speech_fraction(audio.speech, window_start, cfg)
+    pair_window, pair_shift = _plan_pairs(window_start, window_track, window_speech, n_frames, cfg)
+    return PreparedVideo(
+        crops=windows, window_track=window_track, window_start=window_start, window_speech=window_speech,
+        window_motion=mouth_motion(windows), mel=audio.mel, pair_window=pair_window, pair_shift=pair_shift,
+        tracks=tracks, n_frames=n_frames, sampled=any(len(s) > cfg.max_windows_per_face for s in on_screen),
     )
 
 
-def preprocess_video(data: bytes, cfg: PreprocessConfig = DEFAULT_CONFIG) -> PreprocessedVideo:
-    """What the server runs on an upload: the clip's features cut into at most ``max_windows`` windows."""
-    return cut_windows(extract_clip(data, cfg, cfg.max_windows), cfg)
-
-
 def warm_up(cfg: PreprocessConfig = DEFAULT_CONFIG) -> None:
-    """Load the face detector and run the audio path once, so a server's first request is not slow."""
+    """Load the face detector and the VAD and run the audio path once, so a first request is not slow."""
     load_detector()
-    log_mel(np.zeros(cfg.sample_rate, np.float32), cfg)
+    load_vad()
+    silence = np.zeros(cfg.sample_rate, np.float32)
+    log_mel(silence, cfg)
+    speech_frames(silence, cfg)

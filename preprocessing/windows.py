@@ -23,14 +23,9 @@ def window_starts(n_frames: int, cfg: PreprocessConfig) -> np.ndarray:
 
 
 def normalise_crops(crops: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
-    """uint8 ``(n, H, W, 3)`` crops to the float32 ``(3, n, H, W)`` layout the visual encoder reads."""
+    """uint8 ``(..., T, H, W, 3)`` crops to the float32 ``(..., 3, T, H, W)`` layout the visual encoder reads."""
     pixels = crops.astype(np.float32) / 255.0
-    return ((pixels - cfg.pixel_mean) / cfg.pixel_std).transpose(3, 0, 1, 2)
-
-
-def visual_windows(frames_chw: np.ndarray, starts: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
-    """``(N, 3, T, H, W)`` from the whole clip's ``(3, n, H, W)`` normalised crops."""
-    return np.stack([frames_chw[:, s : s + cfg.clip_frames] for s in starts]).astype(np.float32)
+    return np.moveaxis((pixels - cfg.pixel_mean) / cfg.pixel_std, -1, -4)
 
 
 def audio_windows(mel: np.ndarray, starts: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
@@ -39,7 +34,11 @@ def audio_windows(mel: np.ndarray, starts: np.ndarray, cfg: PreprocessConfig) ->
     return np.stack([mel[None, :, s * m : s * m + cfg.mel_frames] for s in starts]).astype(np.float32)
 
 
-def speech_fraction(loudness_dbfs: np.ndarray, starts: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
-    """Share of each window's video frames whose audio is louder than the silence threshold."""
-    voiced = loudness_dbfs > cfg.speech_rms_dbfs
-    return np.array([voiced[s : s + cfg.clip_frames].mean() for s in starts], dtype=np.float32)
+def speech_fraction(speech: np.ndarray, starts: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+    """Share of each window's video frames that the VAD marked as speech."""
+    return np.array([speech[s : s + cfg.clip_frames].mean() for s in starts], dtype=np.float32).reshape(-1)
+
+
+def pair_audio_starts(window_start: np.ndarray, pair_window: np.ndarray, pair_shift: np.ndarray) -> np.ndarray:
+    """The audio window's first frame for each scored pair ``(mouth window, audio shift)``."""
+    return window_start[pair_window].astype(np.int64) + pair_shift

@@ -1,48 +1,124 @@
-"""Decoding onto the 25 fps timeline by timestamps, and audio on the same clock."""
+"""Decoding onto the 25 fps timeline by timestamps, audio on the same clock, and upright pixels."""
 
 from __future__ import annotations
+
+from fractions import Fraction
 
 import numpy as np
 import pytest
 
 from avsync.media import encode_mp4
 from preprocessing import DEFAULT_CONFIG, MediaError
-from preprocessing.decode import decode_audio, first_frame_time, iter_timeline_frames
+from preprocessing.decode import decode_audio, first_frame_time, iter_timeline_frames, to_gray, to_rgb
 
 SR = DEFAULT_CONFIG.sample_rate
+FPS = DEFAULT_CONFIG.fps
+NTSC = Fraction(30000, 1001)  # 29.97 as cameras write it, not a rounded float
+SOURCE_RATES = [24, 25, NTSC, 30, 50, 60]
+FLASH_S = 0.2  # longer than a timeline frame: a single 50 or 60 fps frame can fall between two samples
 
 
-def flash_and_beep(fps: float, seconds: float, event_s: float) -> bytes:
-    """Dark frames with one white frame and a 1 kHz beep starting at ``event_s``."""
-    n = int(round(seconds * fps))
-    frames = np.full((n, 64, 64, 3), 20, np.uint8)
-    frames[int(round(event_s * fps))] = 235
-    audio = np.zeros(int(seconds * SR), np.float32)
-    start = int(event_s * SR)
+def jittered_times(seconds: float, seed: int = 0) -> np.ndarray:
+    """Variable frame rate: intervals drawn between 20 and 60 ms, the last one repeated so the end is unambiguous."""
+    intervals = np.random.default_rng(seed).uniform(0.02, 0.06, int(seconds / 0.02))
+    times = np.concatenate([[0.0], np.cumsum(intervals)])
+    times = times[times < seconds]
+    return np.append(times, 2 * times[-1] - times[-2])
+
+
+def flash_and_beep(
+    fps: float | Fraction, seconds: float, event_s: float, frame_times_s: np.ndarray | None = None, audio_start_s: float = 0.0
+) -> tuple[bytes, float, float]:
+    """Dark frames that turn white, and a 1 kHz beep, from the first frame shown at or after ``event_s``.
+
+    Returns the file, the event's true time on the container clock (that frame's presentation time)
+    and the video's duration. ``frame_times_s`` (variable frame rate) replaces ``fps`` and ``seconds``;
+    the audio track starts ``audio_start_s`` into the container clock.
+    """
+    vfr = frame_times_s is not None
+    times = np.asarray(frame_times_s) if vfr else np.arange(int(round(seconds * fps))) / float(fps)
+    duration = times[-1] + (times[-1] - times[-2]) - times[0]
+    event = float(times[np.argmax(times >= event_s - 1e-9)])
+    frames = np.full((len(times), 64, 64, 3), 20, np.uint8)
+    frames[(times >= event) & (times < event + FLASH_S)] = 235
+    audio = np.zeros(int((times[0] + duration - audio_start_s) * SR), np.float32)
+    start = int(round((event - audio_start_s) * SR))
     audio[start : start + SR // 10] = 0.5 * np.sin(2 * np.pi * 1000 * np.arange(SR // 10) / SR)
-    return encode_mp4(frames, fps, audio, SR, crf=10)
+    data = encode_mp4(frames, fps, audio, SR, crf=10, frame_times_s=times if vfr else None, audio_start_s=audio_start_s)
+    return data, event, duration
 
 
-@pytest.mark.parametrize("fps", [25, 30, 50])
-def test_timeline_has_model_fps_frames_whatever_the_source_rate(fps: int) -> None:
-    data = flash_and_beep(fps, 2.0, 1.0)
-    ks = [k for k, _ in iter_timeline_frames(data, DEFAULT_CONFIG)]
-    assert ks == list(range(50))
-
-
-@pytest.mark.parametrize("fps", [25, 30])
-def test_flash_and_beep_land_on_the_same_timeline_frame(fps: int) -> None:
-    data = flash_and_beep(fps, 3.0, 1.2)
-    brightness = np.array([f.to_ndarray(format="gray").mean() for _, f in iter_timeline_frames(data, DEFAULT_CONFIG)])
-    flash_frame = int(np.argmax(brightness))
+def flash_and_beep_frames(data: bytes) -> tuple[int, float, int]:
+    """The timeline frame where the flash starts, the (fractional) one where the beep starts, and the frame count."""
+    brightness = np.array([to_gray(frame, 64)[0].mean() for _, frame in iter_timeline_frames(data, DEFAULT_CONFIG)])
     audio = decode_audio(data, DEFAULT_CONFIG, first_frame_time(data), len(brightness) * DEFAULT_CONFIG.samples_per_frame)
     beep_sample = int(np.argmax(np.abs(audio) > 0.1))
-    beep_frame = beep_sample / DEFAULT_CONFIG.samples_per_frame
+    return int(np.argmax(brightness > 128)), beep_sample / DEFAULT_CONFIG.samples_per_frame, len(brightness)
+
+
+CLIPS = {
+    **{f"{float(fps):.2f}fps": dict(fps=fps, seconds=3.0, event_s=1.23) for fps in SOURCE_RATES},
+    "vfr": dict(fps=25, seconds=0.0, event_s=1.23, frame_times_s=jittered_times(3.0)),
+    "audio_starts_late": dict(fps=30, seconds=3.0, event_s=1.23, audio_start_s=0.3),
+    "video_starts_late": dict(fps=30, seconds=0.0, event_s=1.53, frame_times_s=0.3 + np.arange(90) / 30),
+}
+
+
+@pytest.mark.parametrize("clip", CLIPS.values(), ids=CLIPS.keys())
+def test_flash_and_beep_land_on_the_event_frame(clip: dict) -> None:
+    """Sync within one frame for every source rate, and no shared offset: both events are where they happened."""
+    data, event_s, _ = flash_and_beep(**clip)
+    flash_frame, beep_frame, _ = flash_and_beep_frames(data)
+    event_frame = (event_s - first_frame_time(data)) * FPS
     assert abs(flash_frame - beep_frame) <= 1.0, (flash_frame, beep_frame)
+    assert abs(flash_frame - event_frame) <= 1.0, (flash_frame, event_frame)
+    assert abs(beep_frame - event_frame) <= 1.0, (beep_frame, event_frame)
+
+
+@pytest.mark.parametrize("clip", CLIPS.values(), ids=CLIPS.keys())
+def test_timeline_has_model_fps_frames_whatever_the_source_rate(clip: dict) -> None:
+    data, _, duration = flash_and_beep(**clip)
+    ks = [k for k, _ in iter_timeline_frames(data, DEFAULT_CONFIG)]
+    assert ks == list(range(len(ks)))
+    assert abs(len(ks) - duration * FPS) <= 1.0, (len(ks), duration * FPS)
+
+
+def upright_face() -> np.ndarray:
+    """A portrait frame ``(96, 64, 3)`` with a bright block in its top-left corner: only one orientation matches."""
+    frame = np.full((96, 64, 3), 20, np.uint8)
+    frame[8:40, 8:28] = 235
+    return frame
+
+
+def assert_top_left_bright(pixels: np.ndarray) -> None:
+    half_h, half_w = pixels.shape[0] // 2, pixels.shape[1] // 2
+    quadrants = [pixels[:half_h, :half_w], pixels[:half_h, half_w:], pixels[half_h:, :half_w], pixels[half_h:, half_w:]]
+    assert [round(float(q.mean())) > 60 for q in quadrants] == [True, False, False, False]
+
+
+@pytest.mark.parametrize("rotation", [0, -90, 90, 180])  # -90: a phone held upright (the "rotate=90" tag)
+def test_rotated_video_comes_back_upright(rotation: int) -> None:
+    upright = upright_face()
+    stored = np.repeat(np.rot90(upright, -rotation // 90)[None], 5, axis=0)  # what the camera wrote
+    data = encode_mp4(stored, 25, None, SR, rotation=rotation)
+    _, frame = next(iter_timeline_frames(data, DEFAULT_CONFIG))
+    assert (frame.width, frame.height) == stored.shape[2:0:-1]
+    rgb = to_rgb(frame)
+    assert rgb.shape == upright.shape
+    assert_top_left_bright(rgb)
+    gray, scale = to_gray(frame, 32)
+    assert gray.shape == (48, 32) and scale == pytest.approx(2.0)
+    assert_top_left_bright(gray)
+
+
+def test_small_frames_are_not_enlarged_for_detection() -> None:
+    data = encode_mp4(np.repeat(upright_face()[None], 3, axis=0), 25, None, SR)
+    gray, scale = to_gray(next(iter_timeline_frames(data, DEFAULT_CONFIG))[1], 320)
+    assert gray.shape == (96, 64) and scale == 1.0
 
 
 def test_decoded_audio_has_exactly_the_requested_length() -> None:
-    data = flash_and_beep(25, 2.0, 0.5)
+    data, _, _ = flash_and_beep(25, 2.0, 0.5)
     for n in (100, 32000, 40000):
         assert decode_audio(data, DEFAULT_CONFIG, first_frame_time(data), n).shape == (n,)
 

@@ -26,7 +26,7 @@ def test_onnx_runtime_matches_pytorch(model, onnx_dir: Path, talking_mp4: bytes)
     paths = {p.stem: p for p in onnx_dir.glob("*.onnx")}
     reports = check_parity(model, paths, real=(video.visual, video.audio))
     assert {r.inputs for r in reports} == {"random", "real"}
-    assert {r.batch for r in reports} >= {1, DEFAULT_CONFIG.max_windows}
+    assert {r.batch for r in reports} >= {1, DEFAULT_CONFIG.max_batch}
     assert all(r.max_abs_diff <= TOLERANCE for r in reports), "\n".join(map(str, reports))
 
 

@@ -1,6 +1,8 @@
-"""Ensemble step 1: the uploaded file -> mouth-crop and log-mel windows (the shared preprocessing).
+"""Ensemble step 1: the uploaded file -> every face's mouth windows, the clip's log-mel, the pairs to score.
 
-A bad upload fails its own request with the reason; the other requests of the batch go on.
+The shared preprocessing (``preprocessing.preprocess_video``) does the work; this step only moves
+its arrays into tensors. A bad upload fails its own request with the reason; the other requests
+of the batch go on.
 """
 
 from __future__ import annotations
@@ -8,24 +10,21 @@ from __future__ import annotations
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from preprocessing import DEFAULT_CONFIG, MediaError, PreprocessedVideo, preprocess_video, warm_up
+from preprocessing import MediaError, PreparedVideo, preprocess_video, warm_up
 
 
-def _placeholder_window(video: PreprocessedVideo) -> PreprocessedVideo:
-    """One all-zero window for a video without a face.
-
-    The ensemble's graph is static and the batched encoders accept no empty batch, so a faceless
-    video still sends one window; ``FACE_FOUND = false`` makes the decision step ignore its score.
-    """
-    cfg = DEFAULT_CONFIG
-    return PreprocessedVideo(
-        visual=np.zeros((1, 3, cfg.clip_frames, cfg.crop_size, cfg.crop_size), np.float32),
-        audio=np.zeros((1, 1, cfg.n_mels, cfg.mel_frames), np.float32),
-        window_start_s=np.zeros(1, np.float32),
-        window_speech=np.zeros(1, np.float32),
-        face_found=False,
-        duration_s=video.duration_s,
-    )
+def _tensors(video: PreparedVideo) -> list:
+    return [
+        pb_utils.Tensor("MOUTH_CROPS", video.crops),
+        pb_utils.Tensor("MEL", video.mel),
+        pb_utils.Tensor("WINDOW_TRACK", video.window_track),
+        pb_utils.Tensor("WINDOW_START", video.window_start),
+        pb_utils.Tensor("WINDOW_SPEECH", video.window_speech),
+        pb_utils.Tensor("WINDOW_MOTION", video.window_motion),
+        pb_utils.Tensor("PAIR_WINDOW", video.pair_window),
+        pb_utils.Tensor("PAIR_SHIFT", video.pair_shift),
+        pb_utils.Tensor("VIDEO_INFO", np.array([video.info_json().encode()], dtype=np.object_)),
+    ]
 
 
 class TritonPythonModel:
@@ -47,13 +46,4 @@ class TritonPythonModel:
         except Exception as exc:  # a bug must fail this request only, never the server
             self.logger.log_error(f"preprocess failed: {exc!r}")
             return pb_utils.InferenceResponse(error=pb_utils.TritonError(f"preprocessing failed: {exc!r}"))
-        if not video.face_found:
-            video = _placeholder_window(video)
-        return pb_utils.InferenceResponse([
-            pb_utils.Tensor("MOUTHS", video.visual),
-            pb_utils.Tensor("MELS", video.audio),
-            pb_utils.Tensor("WINDOW_START_S", video.window_start_s),
-            pb_utils.Tensor("WINDOW_SPEECH", video.window_speech),
-            pb_utils.Tensor("FACE_FOUND", np.array([video.face_found])),
-            pb_utils.Tensor("DURATION_S", np.array([video.duration_s], np.float32)),
-        ])
+        return pb_utils.InferenceResponse(_tensors(video))
