@@ -98,14 +98,17 @@ def share(flags: np.ndarray, scored: np.ndarray) -> float:
     return float(flags[scored].mean())
 
 
-def ms_per_10s(fn: Callable[[np.ndarray, PreprocessConfig], np.ndarray], audio: np.ndarray, cfg: PreprocessConfig, repeats: int = 3) -> float:
-    """Best of ``repeats`` wall times, in milliseconds per 10 s of audio."""
+Detector = Callable[[np.ndarray, PreprocessConfig], np.ndarray]
+
+
+def ms_per_10s(fn: Detector, audio: np.ndarray, cfg: PreprocessConfig, repeats: int = 3) -> float:
+    """Best of ``repeats`` wall times (after one warm-up call), in milliseconds per 10 s of audio."""
     fn(audio, cfg)
     best = min(_timed(fn, audio, cfg) for _ in range(repeats))
     return 1000.0 * best * 10.0 * cfg.sample_rate / audio.size
 
 
-def _timed(fn: Callable[[np.ndarray, PreprocessConfig], np.ndarray], audio: np.ndarray, cfg: PreprocessConfig) -> float:
+def _timed(fn: Detector, audio: np.ndarray, cfg: PreprocessConfig) -> float:
     start = time.perf_counter()
     fn(audio, cfg)
     return time.perf_counter() - start

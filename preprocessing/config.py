@@ -31,7 +31,9 @@ class PreprocessConfig:
     track_min_iou: float = 0.3  # a detection continues a track when it overlaps its last box this much
     track_max_gap_frames: int = 25  # a face missed for longer ends its track (a new one starts if it returns)
     track_min_detections: int = 3  # shorter tracks are detector noise or faces passing by
-    box_smooth_frames: int = 9  # centred moving average over interpolated boxes
+    box_median_keyframes: int = 3  # running median over consecutive detections: one bad detection is dropped
+    box_smooth_frames: int = 9  # centred moving average of the box centre over interpolated boxes
+    box_size_smooth_frames: int = 25  # the box size changes slowly; detector size noise is smoothed longer
     mouth_center_y: float = 0.78  # mouth centre, fraction of the face box height from its top
     mouth_size: float = 0.55  # square mouth crop side, fraction of the face box width
     crop_size: int = 64  # H = W of the mouth crop fed to the visual encoder
@@ -91,7 +93,8 @@ class PreprocessConfig:
 # The fields that shape the tensors the model sees (a checkpoint is only valid with the same values);
 # the others (windowing, speech gating, tracking limits, offset search) may change without retraining.
 MODEL_INPUT_FIELDS = (
-    "fps", "clip_frames", "face_detect_every", "face_detect_width", "face_min_size_frac", "box_smooth_frames",
+    "fps", "clip_frames", "face_detect_every", "face_detect_width", "face_min_size_frac", "box_median_keyframes",
+    "box_smooth_frames", "box_size_smooth_frames",
     "mouth_center_y", "mouth_size", "crop_size", "pixel_mean", "pixel_std", "sample_rate", "n_fft", "win_length",
     "hop_length", "n_mels", "fmin", "fmax", "log_floor", "mel_mean", "mel_std",
 )

@@ -95,15 +95,29 @@ def _associate(keyframe_faces: dict[int, list[Box]], cfg: PreprocessConfig) -> l
     return closed + open_
 
 
+def running_median(values: np.ndarray, width: int) -> np.ndarray:
+    """Centred running median along axis 0; the window shrinks symmetrically at the ends."""
+    n = len(values)
+    reach = [min(width // 2, i, n - 1 - i) for i in range(n)]
+    return np.stack([np.median(values[i - r : i + r + 1], axis=0) for i, r in enumerate(reach)])
+
+
 def _interpolated(detections: dict[int, Box], n_frames: int, cfg: PreprocessConfig) -> tuple[int, np.ndarray]:
-    """First frame and per-frame boxes of a track: linear between detections, held for one detection
-    interval after the last one (the face is assumed on screen until the next detector run)."""
+    """First frame and per-frame boxes of a track.
+
+    Detections are median-filtered (an outlier box is dropped, a real move kept), interpolated
+    linearly, held for one detection interval after the last one (the face is assumed on screen
+    until the next detector run), then smoothed: the centre over ``box_smooth_frames``, the size,
+    which changes slowly and is where the detector is noisiest, over ``box_size_smooth_frames``.
+    """
     keys = np.array(sorted(detections))
-    values = np.stack([detections[k] for k in keys])
+    values = running_median(np.stack([detections[k] for k in keys]), cfg.box_median_keyframes)
     first, last = int(keys[0]), min(n_frames - 1, int(keys[-1]) + cfg.face_detect_every - 1)
     frames = np.arange(first, last + 1)
-    boxes = np.stack([np.interp(frames, keys, values[:, i]) for i in range(4)], axis=1)
-    return first, smooth_boxes(boxes, cfg.box_smooth_frames)
+    x, y, w, h = (np.interp(frames, keys, values[:, i]) for i in range(4))
+    centre = smooth_boxes(np.stack([x + w / 2, y + h / 2], axis=1), cfg.box_smooth_frames)
+    size = smooth_boxes(np.stack([w, h], axis=1), cfg.box_size_smooth_frames)
+    return first, np.concatenate([centre - size / 2, size], axis=1)
 
 
 def build_tracks(keyframe_faces: dict[int, list[Box]], n_frames: int, cfg: PreprocessConfig) -> list[FaceTrack]:

@@ -15,19 +15,11 @@ import numpy as np
 
 from .audio import log_mel
 from .config import DEFAULT_CONFIG, PreprocessConfig
-from .decode import MediaError, decode_audio, first_frame_time, iter_timeline_frames
+from .decode import MediaError, decode_audio, first_frame_time, iter_timeline_frames, to_gray, to_rgb
 from .faces import Box, FaceTrack, build_tracks, detect_faces, load_detector
 from .mouth import crop_mouth, mouth_boxes, mouth_motion
 from .vad import load_vad, speech_frames
 from .windows import speech_fraction, window_starts
-
-
-def _detection_frame(frame: av.VideoFrame, cfg: PreprocessConfig) -> tuple[np.ndarray, float]:
-    """Grey frame at most ``face_detect_width`` wide, and the factor back to full-frame pixels."""
-    width = min(cfg.face_detect_width, frame.width)
-    scale = frame.width / width
-    height = max(2, int(round(frame.height / scale)))
-    return frame.reformat(width=width, height=height, format="gray").to_ndarray(), scale
 
 
 def _scan_faces(data: bytes, cfg: PreprocessConfig) -> tuple[int, dict[int, list[Box]]]:
@@ -37,7 +29,7 @@ def _scan_faces(data: bytes, cfg: PreprocessConfig) -> tuple[int, dict[int, list
     for k, frame in iter_timeline_frames(data, cfg):
         n_frames = k + 1
         if k % cfg.face_detect_every == 0:
-            gray, scale = _detection_frame(frame, cfg)
+            gray, scale = to_gray(frame, cfg.face_detect_width)
             found[k] = detect_faces(gray, scale, cfg)
     return n_frames, {k: faces for k, faces in found.items() if faces}
 
@@ -64,7 +56,7 @@ def _crop_mouths(data: bytes, plans: list[CropPlan], n_frames: int, cfg: Preproc
         if not faces_here.size:
             continue
         if last is None or last[0] is not frame:  # held frames are converted once
-            last = (frame, frame.to_ndarray(format="rgb24"))
+            last = (frame, to_rgb(frame))
         for i in faces_here:
             crops[i][row_of[i, k]] = crop_mouth(last[1], plans[i].boxes[row_of[i, k]], cfg.crop_size)
     return crops

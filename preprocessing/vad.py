@@ -76,7 +76,7 @@ def _per_frame(values: np.ndarray, step: int, n_frames: int, cfg: PreprocessConf
 
 
 def webrtc_speech(audio: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
-    """webrtcvad's verdict per timeline frame (speech in any of its 10/20/30 ms frames inside it)."""
+    """webrtcvad's verdict per timeline frame: speech in any of its 10/20/30 ms frames that overlap the frame."""
     n_frames = audio.size // cfg.samples_per_frame
     step = cfg.sample_rate * cfg.vad_webrtc_frame_ms // 1000
     n_steps = -(-n_frames * cfg.samples_per_frame // step)
@@ -90,10 +90,12 @@ def webrtc_speech(audio: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
 def silero_chunk_probabilities(audio: np.ndarray) -> np.ndarray:
     """silero-vad's speech probability per 512-sample chunk (the last zero-padded), one state through the clip."""
     n_chunks = -(-audio.size // SILERO_CHUNK)
+    if n_chunks == 0:
+        return np.zeros(0, np.float32)
     padded = _zero_padded(audio, n_chunks * SILERO_CHUNK, left=SILERO_CONTEXT)
     steps = np.lib.stride_tricks.sliding_window_view(padded, SILERO_CONTEXT + SILERO_CHUNK)[::SILERO_CHUNK]
     h = c = np.zeros(SILERO_STATE, np.float32)
-    probabilities = [np.zeros(0, np.float32)]
+    probabilities = []
     for start in range(0, n_chunks, SILERO_BLOCK):
         block = np.ascontiguousarray(steps[start : start + SILERO_BLOCK])
         p, h, c = load_vad().run(["speech_probs", "hn", "cn"], {"input": block, "h": h, "c": c})

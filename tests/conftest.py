@@ -8,40 +8,46 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from avsync import scenes
 from avsync.checkpoint import served_model
-from avsync.media import encode_mp4
-from avsync.talking_head import TalkingHead, grace_hopper_photo, talking_head_video
 from preprocessing import DEFAULT_CONFIG
 
 SENTENCE = "The quick brown fox jumps over the lazy dog, and then it takes a long nap in the warm sun."
+OTHER_SENTENCE = "Seven green windows open under the market station every summer evening, said the careful people."
+SR = DEFAULT_CONFIG.sample_rate
 
 
 @pytest.fixture(scope="session")
-def head() -> TalkingHead:
-    return TalkingHead.from_photo(grace_hopper_photo())
+def sentence_audio() -> np.ndarray:
+    return scenes.speech(SENTENCE)
 
 
 @pytest.fixture(scope="session")
-def talking_mp4(head: TalkingHead) -> bytes:
-    """A ~6 s talking head in sync with its speech (H.264 + AAC mp4)."""
-    frames, audio = talking_head_video(SENTENCE, head=head)
-    return encode_mp4(frames, 25, audio, DEFAULT_CONFIG.sample_rate)
+def talking_mp4(sentence_audio: np.ndarray) -> bytes:
+    """A ~6.5 s talking face in sync with its speech (H.264 + AAC mp4)."""
+    return scenes.mp4(scenes.talking_video(sentence_audio), sentence_audio)
 
 
 @pytest.fixture(scope="session")
-def no_face_mp4(head: TalkingHead) -> bytes:
-    """Speech over a picture without a face (the portrait's background colours, blurred away)."""
-    _, audio = talking_head_video(SENTENCE, head=head)
-    n = int(audio.size / DEFAULT_CONFIG.sample_rate * 25)
+def no_face_mp4(sentence_audio: np.ndarray) -> bytes:
+    """Speech over a picture without a face."""
+    n = scenes.n_frames(sentence_audio, 25)
     frames = np.broadcast_to(np.linspace(40, 200, 320, dtype=np.uint8)[None, None, :, None], (n, 240, 320, 3))
-    return encode_mp4(np.ascontiguousarray(frames), 25, audio, DEFAULT_CONFIG.sample_rate)
+    return scenes.mp4(np.ascontiguousarray(frames), sentence_audio)
 
 
 @pytest.fixture(scope="session")
-def silent_mp4(head: TalkingHead) -> bytes:
+def silent_mp4() -> bytes:
     """A face that does not speak, over a silent audio track."""
-    frames = head.render(np.zeros(100))
-    return encode_mp4(frames, 25, np.zeros(4 * DEFAULT_CONFIG.sample_rate, np.float32), DEFAULT_CONFIG.sample_rate)
+    silence = np.zeros(4 * SR, np.float32)
+    return scenes.mp4(scenes.talking_video(silence), silence)
+
+
+@pytest.fixture(scope="session")
+def noise_mp4() -> bytes:
+    """A face that does not speak, over white noise (which webrtcvad alone calls speech)."""
+    noise = (0.1 * np.random.default_rng(0).standard_normal(4 * SR)).astype(np.float32)
+    return scenes.mp4(scenes.talking_video(np.zeros_like(noise)), noise)
 
 
 @pytest.fixture(scope="session")

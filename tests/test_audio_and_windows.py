@@ -1,4 +1,4 @@
-"""Log-mel layout, loudness gate and window cutting: audio and video windows cover the same instants."""
+"""Log-mel layout and window cutting: audio and video windows cover the same instants."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import librosa
 import numpy as np
 
 from preprocessing import DEFAULT_CONFIG as CFG
-from preprocessing.audio import frame_loudness_dbfs, log_mel
-from preprocessing.windows import audio_windows, normalise_crops, speech_fraction, visual_windows, window_starts
+from preprocessing.audio import log_mel
+from preprocessing.windows import audio_windows, normalise_crops, pair_audio_starts, speech_fraction, window_starts
 
 
 def test_log_mel_has_four_frames_per_video_frame() -> None:
@@ -61,19 +61,21 @@ def test_audio_window_is_the_exact_slice_of_its_video_frames() -> None:
     assert np.array_equal(windows[1, 0], mel[:, 120:220])
 
 
-def test_visual_windows_layout_and_normalisation() -> None:
-    crops = np.full((60, CFG.crop_size, CFG.crop_size, 3), 255, np.uint8)
-    crops[:, :, :, 0] = 0
-    frames = normalise_crops(crops, CFG)
-    windows = visual_windows(frames, np.array([0, 35]), CFG)
-    assert windows.shape == (2, 3, CFG.clip_frames, CFG.crop_size, CFG.crop_size)
+def test_mouth_windows_layout_and_normalisation() -> None:
+    crops = np.full((2, CFG.clip_frames, CFG.crop_size, CFG.crop_size, 3), 255, np.uint8)
+    crops[..., 0] = 0
+    windows = normalise_crops(crops, CFG)
+    assert windows.shape == (2, 3, CFG.clip_frames, CFG.crop_size, CFG.crop_size) and windows.dtype == np.float32
     assert np.allclose(windows[:, 0], (0 - CFG.pixel_mean) / CFG.pixel_std)
     assert np.allclose(windows[:, 1], (1 - CFG.pixel_mean) / CFG.pixel_std)
+    assert np.array_equal(normalise_crops(crops[1], CFG), windows[1])  # one window alone: the same layout
 
 
-def test_speech_fraction_from_loudness() -> None:
-    audio = np.zeros(50 * CFG.samples_per_frame, np.float32)
-    audio[: 10 * CFG.samples_per_frame] = 0.1  # the first 10 frames are loud
-    loudness = frame_loudness_dbfs(audio, CFG)
-    assert loudness.shape == (50,)
-    assert np.allclose(speech_fraction(loudness, np.array([0, 25]), CFG), [0.4, 0.0])
+def test_speech_fraction_of_each_window() -> None:
+    speech = np.zeros(50, bool)
+    speech[:10] = True
+    assert np.allclose(speech_fraction(speech, np.array([0, 25]), CFG), [0.4, 0.0])
+
+
+def test_pair_audio_starts_add_the_shift_to_the_window_start() -> None:
+    assert list(pair_audio_starts(np.array([0, 25, 50]), np.array([2, 0, 1]), np.array([0, 3, -5]))) == [50, 3, 20]

@@ -7,9 +7,9 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
-from avsync.talking_head import grace_hopper_photo
+from avsync.corpus.faces import grace_hopper_photo
 from preprocessing import DEFAULT_CONFIG
-from preprocessing.faces import detect_faces, fill_track, smooth_boxes
+from preprocessing.faces import build_tracks, detect_faces, iou, running_median, smooth_boxes
 from preprocessing.mouth import crop_mouth, mouth_boxes
 
 
@@ -30,16 +30,74 @@ def test_no_face_in_a_gradient() -> None:
     assert detect_faces(gradient, 1.0, DEFAULT_CONFIG) == []
 
 
-def test_track_interpolates_between_detections_and_holds_the_ends() -> None:
-    boxes = {5: np.array([0.0, 0, 100, 100]), 15: np.array([100.0, 0, 100, 100])}
-    track = fill_track(boxes, 21, replace(DEFAULT_CONFIG, box_smooth_frames=1))
-    assert track.shape == (21, 4)
-    assert np.all(np.diff(track[:, 0]) >= 0)  # monotone, like the motion it smooths
-    assert track[10, 0] == np.float64(50.0)
+def _box(x: float, y: float = 0.0, side: float = 100.0) -> np.ndarray:
+    return np.array([x, y, side, side])
+
+
+UNSMOOTHED = replace(DEFAULT_CONFIG, box_median_keyframes=1, box_smooth_frames=1, box_size_smooth_frames=1)
+
+
+def test_track_interpolates_between_detections_and_stays_one_interval_after_the_last() -> None:
+    tracks = build_tracks({5: [_box(0)], 10: [_box(50)], 15: [_box(100)]}, 40, UNSMOOTHED)
+    assert len(tracks) == 1
+    track = tracks[0]
+    assert (track.first, track.last) == (5, 15 + UNSMOOTHED.face_detect_every - 1)
+    assert np.all(np.diff(track.boxes[:, 0]) >= 0) and track.boxes[5, 0] == 50.0  # frame 10
+    held = track.held_boxes(40)
+    assert held.shape == (40, 4) and held[0, 0] == 0.0 and held[-1, 0] == 100.0
+
+
+def test_faces_are_followed_by_overlap_and_kept_apart() -> None:
+    """Two faces detected in varying order stay two tracks; each moves smoothly."""
+    frames = range(0, 50, 5)
+    keyframes = {k: [_box(10 + k), _box(400 - k)][:: 1 if k % 10 else -1] for k in frames}
+    tracks = build_tracks(keyframes, 50, UNSMOOTHED)
+    assert len(tracks) == 2
+    starts = sorted(t.boxes[0, 0] for t in tracks)
+    assert starts == [10.0, 400.0]
+    for t in tracks:
+        assert np.abs(np.diff(t.boxes[:, 0])).max() <= 1.0
+
+
+def test_up_to_max_faces_longest_first_and_short_tracks_dropped() -> None:
+    keyframes = {k: [_box(150 * i) for i in range(6)] for k in range(0, 100, 5)}
+    keyframes[50] = keyframes[50] + [_box(2000)]  # a one-off false positive
+    for k in range(0, 100, 5):
+        if k >= 30:
+            keyframes[k] = keyframes[k][:5] + keyframes[k][6:]  # face 5 leaves at frame 30
+    tracks = build_tracks(keyframes, 100, DEFAULT_CONFIG)
+    assert len(tracks) == DEFAULT_CONFIG.max_faces == 4
+    assert all(t.last - t.first + 1 == 100 for t in tracks)
+    assert all(t.boxes[0, 0] < 2000 for t in tracks)
+
+
+def test_a_face_that_leaves_for_long_comes_back_as_a_new_track() -> None:
+    gap = DEFAULT_CONFIG.track_max_gap_frames
+    keyframes = {k: [_box(0)] for k in list(range(0, 30, 5)) + list(range(30 + gap + 10, 120, 5))}
+    tracks = build_tracks(keyframes, 120, DEFAULT_CONFIG)
+    assert len(tracks) == 2
+    assert sorted((t.first, t.last) for t in tracks)[0] == (0, 29)
 
 
 def test_no_detection_means_no_track() -> None:
-    assert fill_track({}, 10, DEFAULT_CONFIG) is None
+    assert build_tracks({}, 10, DEFAULT_CONFIG) == []
+
+
+def test_one_bad_detection_does_not_move_the_track() -> None:
+    keyframes = {k: [_box(100)] for k in range(0, 50, 5)}
+    keyframes[25] = [_box(130, side=80)]  # the detector slips once
+    track = build_tracks(keyframes, 50, DEFAULT_CONFIG)[0]
+    assert np.allclose(track.boxes, _box(100), atol=1e-9)
+
+
+def test_running_median_keeps_steps_and_ends() -> None:
+    values = np.array([[0.0], [0.0], [9.0], [0.0], [5.0], [5.0], [5.0]])
+    assert running_median(values, 3).reshape(-1).tolist() == [0, 0, 0, 5, 5, 5, 5]
+
+
+def test_overlap() -> None:
+    assert iou(_box(0), _box(0)) == 1.0 and iou(_box(0), _box(200)) == 0.0
+    assert abs(iou(_box(0), _box(50)) - 1 / 3) < 1e-9
 
 
 def test_smoothing_removes_jitter_and_keeps_length() -> None:

@@ -2,40 +2,75 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
+from avsync import scenes
 from avsync.media import encode_mp4
 from preprocessing import DEFAULT_CONFIG as CFG
 from preprocessing import MediaError, preprocess_video
 from preprocessing.audio import frame_loudness_dbfs
 from preprocessing.decode import decode_audio, first_frame_time
+from preprocessing.pipeline import sample_windows
 
 
-def test_talking_head_becomes_aligned_windows(talking_mp4: bytes) -> None:
+def test_talking_face_becomes_windows_and_pairs(talking_mp4: bytes) -> None:
     video = preprocess_video(talking_mp4)
-    n = len(video.window_start_s)
-    assert video.face_found and n >= 5
-    assert video.visual.shape == (n, 3, CFG.clip_frames, CFG.crop_size, CFG.crop_size)
-    assert video.audio.shape == (n, 1, CFG.n_mels, CFG.mel_frames)
-    assert video.visual.dtype == video.audio.dtype == np.float32
-    assert video.window_start_s[-1] + CFG.clip_seconds == pytest.approx(video.duration_s, abs=1e-4)
+    n = len(video.window_start)
+    assert len(video.tracks) == 1 and n >= 5
+    assert video.crops.shape == (n, CFG.clip_frames, CFG.crop_size, CFG.crop_size, 3) and video.crops.dtype == np.uint8
+    assert video.mel.shape == (CFG.n_mels, CFG.mels_per_frame * video.n_frames + 1)
+    assert video.window_start[-1] + CFG.clip_frames == video.n_frames  # the last window ends with the video
     assert video.window_speech.max() > 0.9  # the sentence is voiced
+    # Every window once at shift 0, then the offset search on the most voiced windows.
+    at_zero = video.pair_shift == 0
+    assert sorted(video.pair_window[at_zero]) == list(range(n))
+    searched = np.unique(video.pair_window[~at_zero])
+    assert len(searched) == CFG.offset_windows
+    assert set(video.pair_shift[~at_zero]) <= set(range(-CFG.offset_max_frames, CFG.offset_max_frames + 1)) - {0}
+    audio_starts = video.window_start[video.pair_window] + video.pair_shift
+    assert audio_starts.min() >= 0 and audio_starts.max() <= video.n_frames - CFG.clip_frames
 
 
 def test_mouth_crop_opens_with_the_speech(talking_mp4: bytes) -> None:
     """The crop is on the mouth: the dark opening at its centre grows and shrinks with loudness."""
     video = preprocess_video(talking_mp4)
-    whole = [s for s in range(len(video.window_start_s)) if video.window_start_s[s] * CFG.fps % CFG.clip_frames == 0]
-    centre = np.concatenate([video.visual[w, :, :, 24:40, 20:44].mean(axis=(0, 2, 3)) for w in whole])
+    whole = [w for w, s in enumerate(video.window_start) if s % CFG.clip_frames == 0]
+    centre = np.concatenate([video.crops[w, :, 24:40, 20:44].mean(axis=(1, 2, 3)) for w in whole])
     audio = decode_audio(talking_mp4, CFG, first_frame_time(talking_mp4), len(centre) * CFG.samples_per_frame)
     loudness = frame_loudness_dbfs(audio, CFG)
     assert np.corrcoef(-centre, loudness)[0, 1] > 0.5
 
 
+def test_a_speaking_mouth_moves_a_silent_one_does_not(talking_mp4: bytes, silent_mp4: bytes) -> None:
+    talking, silent = preprocess_video(talking_mp4), preprocess_video(silent_mp4)
+    assert np.median(talking.window_motion[talking.window_speech > 0.5]) > 3 * silent.window_motion.max()
+
+
 def test_no_face_is_reported_not_raised(no_face_mp4: bytes) -> None:
     video = preprocess_video(no_face_mp4)
-    assert not video.face_found and video.visual.shape[0] == 0
+    assert video.tracks == () and video.crops.shape[0] == 0 and video.pair_window.size == 0
+
+
+def test_a_face_on_screen_part_of_the_time_is_scored_only_there(talking_mp4: bytes, sentence_audio: np.ndarray) -> None:
+    """Frames without the face (first 2 s grey) are not windows of that face."""
+    frames = scenes.talking_video(sentence_audio)
+    frames[:50] = 128
+    video = preprocess_video(scenes.mp4(frames, sentence_audio))
+    assert len(video.tracks) == 1 and 50 <= video.tracks[0].first <= 50 + CFG.face_detect_every  # next detector run
+    assert video.window_start.min() >= video.tracks[0].first
+
+
+def test_long_video_is_sampled_within_the_cap() -> None:
+    cfg = replace(CFG, max_windows_per_face=4)
+    starts = np.arange(0, 250, 25)
+    speech = np.array([1, 0, 1, 1, 0, 1, 0, 0, 1, 1], np.float32)
+    chosen = sample_windows(starts, speech, cfg)
+    assert len(chosen) == 4 and np.all(np.isin(chosen, starts[speech > 0]))  # voiced windows first
+    assert chosen[0] == 0 and chosen[-1] == 225  # spread over the whole video
+    assert np.array_equal(sample_windows(starts[:3], speech[:3], cfg), starts[:3])  # under the cap: all
 
 
 def test_too_short_video_is_a_clear_error() -> None:
@@ -45,8 +80,7 @@ def test_too_short_video_is_a_clear_error() -> None:
 
 
 def test_too_long_video_is_refused_not_truncated() -> None:
-    seconds = CFG.max_windows + 2
-    frames = np.zeros((seconds * 25, 32, 32, 3), np.uint8)
-    data = encode_mp4(frames, 25, np.zeros(seconds * CFG.sample_rate, np.float32), CFG.sample_rate)
-    with pytest.raises(MediaError, match=f"at most {CFG.max_windows} windows"):
-        preprocess_video(data)
+    cfg = replace(CFG, max_duration_s=3.0)
+    data = encode_mp4(np.zeros((100, 32, 32, 3), np.uint8), 25, np.zeros(4 * CFG.sample_rate, np.float32), CFG.sample_rate)
+    with pytest.raises(MediaError, match="at most 3 s"):
+        preprocess_video(data, cfg)

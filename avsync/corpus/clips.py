@@ -134,7 +134,7 @@ def make_clip(index: int, split: str, seed: int) -> tuple[bytes, ClipRecord]:
     width, height = SIZES[int(rng.integers(len(SIZES)))]
     frames = render_frames(
         face, track, MouthStyle.random(rng, generator_style=kind == "generator"), HeadMotion.random(rng, face.box[2]),
-        fps, (width, height), float(rng.uniform(0.3, 0.55)), rng,
+        fps, (width, height), float(rng.uniform(0.3, 0.55)), (rng.uniform(0.4, 0.6), rng.uniform(0.4, 0.55)),
     )
     audio = speech + _background(kind, speech, rng)
     data = encode_mp4(frames, fps, audio / max(1.0, float(np.abs(audio).max())), SR, crf=int(rng.integers(18, 30)))

@@ -39,12 +39,20 @@ def _with_box(name: str, image: np.ndarray) -> FacePhoto:
     return FacePhoto(name, image, faces[0])
 
 
+def grace_hopper_photo() -> np.ndarray:
+    """The portrait matplotlib ships in its wheel (RGB uint8): a real face, no download."""
+    from pathlib import Path
+
+    import matplotlib
+
+    path = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+
+
 @lru_cache(maxsize=1)
 def face_bank() -> dict[str, FacePhoto]:
     """Every usable face photo, by name (``grace_hopper``, ``astronaut``, ``lfw_000`` ...)."""
     import skimage.data
-
-    from ..talking_head import grace_hopper_photo
 
     bank = {"grace_hopper": _with_box("grace_hopper", grace_hopper_photo())}
     bank["astronaut"] = _with_box("astronaut", skimage.data.astronaut())

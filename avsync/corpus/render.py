@@ -150,18 +150,26 @@ def _generator_patch(rendered: np.ndarray, original: np.ndarray, centre: tuple[i
     return out
 
 
-def render_frames(face: FacePhoto, track: MouthTrack, style: MouthStyle, motion: HeadMotion, fps: float,
-                  size: tuple[int, int], face_width_frac: float, rng: np.random.Generator) -> np.ndarray:
-    """``(n, H, W, 3)`` frames of ``face`` speaking along ``track``, framed at ``size`` = (W, H)."""
-    out_w, out_h = size
+def head_pose(face: FacePhoto, motion: HeadMotion, t: float, scale: float, target: np.ndarray) -> np.ndarray:
+    """The 2x3 affine map from photo to frame pixels at time ``t``: the face centre goes to ``target``
+    plus the sway, turned and scaled by the head motion."""
     x, y, w, h = face.box
-    scale = face_width_frac * out_w / w
-    target = np.array([out_w * rng.uniform(0.4, 0.6), out_h * rng.uniform(0.4, 0.55)])
+    dx, dy, angle, dscale = motion.at(t)
+    matrix = cv2.getRotationMatrix2D((x + w / 2, y + h / 2), angle, scale * (1 + dscale))
+    matrix[:, 2] += target + (dx, dy) - (x + w / 2, y + h / 2)
+    return matrix
+
+
+def render_frames(face: FacePhoto, track: MouthTrack, style: MouthStyle, motion: HeadMotion, fps: float,
+                  size: tuple[int, int], face_width_frac: float, centre_frac: tuple[float, float]) -> np.ndarray:
+    """``(n, H, W, 3)`` frames of ``face`` speaking along ``track``, framed at ``size`` = (W, H) with the
+    face ``face_width_frac`` of the width wide and its centre at ``centre_frac`` of the frame."""
+    out_w, out_h = size
+    scale = face_width_frac * out_w / face.box[2]
+    target = np.array([out_w * centre_frac[0], out_h * centre_frac[1]])
     frames = np.empty((len(track), out_h, out_w, 3), np.uint8)
     for k in range(len(track)):
         drawn = _draw_mouth(face.image, face, track.opening[k], track.width[k], style)
-        dx, dy, angle, dscale = motion.at(k / fps)
-        matrix = cv2.getRotationMatrix2D((x + w / 2, y + h / 2), angle, scale * (1 + dscale))
-        matrix[:, 2] += target + (dx, dy) - (x + w / 2, y + h / 2)
-        frames[k] = cv2.warpAffine(drawn, matrix, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        frames[k] = cv2.warpAffine(drawn, head_pose(face, motion, k / fps, scale, target), (out_w, out_h),
+                                   flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
     return frames

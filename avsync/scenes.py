@@ -1,0 +1,92 @@
+"""Videos with a known truth for tests, the demo sample and benchmarks, from the corpus renderer.
+
+One or several faces from the face bank speak along mouth tracks driven by real speech
+(espeak-ng); every manipulation is explicit (a shifted track, another utterance's track, a
+spliced stretch), so a test knows what the server must find and where.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from preprocessing.config import DEFAULT_CONFIG
+
+from .corpus.faces import face_bank
+from .corpus.render import HeadMotion, MouthStyle, MouthTrack, mouth_track, render_frames
+from .corpus.speech import Voice, synthesize
+from .media import encode_mp4
+
+SR = DEFAULT_CONFIG.sample_rate
+DEMO_VOICE = Voice(language="en", variant="", words_per_minute=150, pitch=50)
+DEMO_STYLE = MouthStyle(lip_rgb=(165.0, 70.0, 70.0), cavity_rgb=(45.0, 10.0, 15.0), teeth=True, width_frac=0.38,
+                        max_open_frac=0.18, jaw_frac=0.04, blur_sigma=0.0, seam=0.0)
+STILL = HeadMotion(np.zeros(4), np.full((4, 2), 0.1), np.zeros((4, 2)))
+# A visible sway, nod, turn and zoom (frame pixels, pixels, degrees, relative scale).
+SWAY = HeadMotion(np.array([14.0, 8.0, 4.0, 0.04]), np.array([[0.25, 0.4], [0.3, 0.5], [0.2, 0.35], [0.15, 0.3]]),
+                  np.array([[0.0, 1.0], [2.0, 0.5], [1.0, 3.0], [0.3, 2.0]]))
+FACE_WIDTH_FRAC, FACE_CENTRE_FRAC = 0.45, (0.5, 0.45)
+
+
+def speech(*sentences: str, voice: Voice = DEMO_VOICE, pad_s: float = 0.3) -> np.ndarray:
+    """16 kHz speech of the sentences with ``pad_s`` of silence around each."""
+    pad = np.zeros(int(pad_s * SR), np.float32)
+    return np.concatenate([pad] + [np.concatenate([synthesize(s, voice, SR), pad]) for s in sentences])
+
+
+def n_frames(audio: np.ndarray, fps: float) -> int:
+    return int(audio.size / SR * fps)
+
+
+def track_for(audio: np.ndarray, fps: float, n: int) -> MouthTrack:
+    """The mouth track of ``audio``, cut or padded (closed mouth) to ``n`` frames."""
+    track = mouth_track(audio, SR, fps, n_frames(audio, fps))
+    pad = max(0, n - len(track))
+    return MouthTrack(np.pad(track.opening, (0, pad))[:n], np.pad(track.width, (0, pad), constant_values=1.0)[:n])
+
+
+def render_scene(tracks: list[MouthTrack], faces: list[str], fps: float, tile: tuple[int, int] = (320, 240),
+                 motion: HeadMotion = STILL) -> np.ndarray:
+    """Faces side by side, one ``tile`` each, each speaking along its own track."""
+    bank = face_bank()
+    tiles = [render_frames(bank[face], track, DEMO_STYLE, motion, fps, tile, FACE_WIDTH_FRAC, FACE_CENTRE_FRAC)
+             for face, track in zip(faces, tracks, strict=True)]
+    return np.concatenate(tiles, axis=2)
+
+
+def talking_video(audio: np.ndarray, offset_frames: int = 0, fps: float = 25, face: str = "grace_hopper",
+                  motion: HeadMotion = STILL, tile: tuple[int, int] = (320, 240)) -> np.ndarray:
+    """Frames of one face saying ``audio``; ``offset_frames`` (at 25 fps) > 0 moves the mouth later than the sound."""
+    n = n_frames(audio, fps)
+    track = track_for(audio, fps, n).delayed(int(round(offset_frames * fps / DEFAULT_CONFIG.fps)))
+    return render_scene([track], [face], fps, tile, motion)
+
+
+def spliced_video(audio: np.ndarray, other: np.ndarray, start_s: float, end_s: float, fps: float = 25,
+                  face: str = "grace_hopper") -> np.ndarray:
+    """One face in sync except from ``start_s`` to ``end_s``, where its mouth says ``other`` instead."""
+    n = n_frames(audio, fps)
+    track = track_for(audio, fps, n).spliced(track_for(other, fps, n), int(start_s * fps), int(end_s * fps))
+    return render_scene([track], [face], fps)
+
+
+def mp4(frames: np.ndarray, audio: np.ndarray, fps: float = 25) -> bytes:
+    return encode_mp4(frames, fps, audio[: int(len(frames) / fps * SR)], SR)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Write a talking-face mp4 (H.264 + AAC) saying TEXT.")
+    parser.add_argument("text")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--offset-frames", type=int, default=0, help="mouth lag behind the speech (a fake when not 0)")
+    args = parser.parse_args()
+    audio = speech(args.text)
+    frames = talking_video(audio, args.offset_frames)
+    args.out.write_bytes(mp4(frames, audio))
+    print(f"{args.out}: {len(frames) / 25:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
