@@ -94,7 +94,7 @@ def _extract(job: tuple[int, dict, Path]) -> dict:
     except (MediaError, OSError) as exc:
         return {**row, "error": str(exc)}
     if clip.crops is not None:
-        np.savez(features, crops=clip.crops, mel=clip.mel.astype(np.float16), loudness_dbfs=clip.loudness_dbfs)
+        np.savez(features, crops=clip.crops, mel=clip.mel.astype(np.float16), speech=clip.speech)
         row["features"] = str(features.relative_to(out))
     if row["fake_periods"] is None:  # the whole clip is fake
         row["fake_periods"] = [[0.0, clip.n_frames / 25.0 + 1.0]]

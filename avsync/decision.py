@@ -27,16 +27,20 @@ VERDICTS = ("real", "fake", "uncertain", "no_face", "no_speech")
 
 @dataclass(frozen=True)
 class DecisionConfig:
-    """Thresholds of the rule (``fake_threshold`` / ``real_threshold`` calibrated on the held-out set)."""
+    """Thresholds of the rule; ``fake_threshold`` / ``real_threshold`` are ``python -m avsync.calibrate``'s
+    fit on the held-out split (``checkpoints/calibration.json``, kept equal by a test)."""
 
-    fake_threshold: float = 0.65
-    real_threshold: float = 0.35
+    fake_threshold: float = 0.86
+    real_threshold: float = 0.5
     segment_windows: int = 2  # the run length of the localized evidence
     segment_threshold: float = 0.5  # windows at least this likely fake form fake segments
     min_speech_fraction: float = DEFAULT_CONFIG.min_speech_fraction
     min_mouth_motion: float = 1.0  # mean grey-level change per frame of a moving mouth (mouth.mouth_motion)
     fps: int = DEFAULT_CONFIG.fps
     clip_frames: int = DEFAULT_CONFIG.clip_frames
+
+
+DEFAULT_DECISION = DecisionConfig()
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,7 @@ class ScoredVideo:
         return p
 
 
-def face_probability(p: np.ndarray, cfg: DecisionConfig = DecisionConfig()) -> float:
+def face_probability(p: np.ndarray, cfg: DecisionConfig = DEFAULT_DECISION) -> float:
     """A face's fake probability from its voting windows in time order (the rule in the module doc)."""
     p = np.asarray(p, dtype=np.float64).reshape(-1)
     run = min(cfg.segment_windows, len(p))
@@ -67,13 +71,19 @@ def face_probability(p: np.ndarray, cfg: DecisionConfig = DecisionConfig()) -> f
     return float(max(p.mean(), strongest))
 
 
-def verdict_of(p: float, cfg: DecisionConfig = DecisionConfig()) -> str:
+def voting_probability(p: np.ndarray, speech: np.ndarray, cfg: DecisionConfig = DEFAULT_DECISION) -> float | None:
+    """One face's fake probability from all its windows in time order; ``None`` when none has speech."""
+    voting = np.asarray(speech) >= cfg.min_speech_fraction
+    return face_probability(np.asarray(p).reshape(-1)[voting], cfg) if voting.any() else None
+
+
+def verdict_of(p: float, cfg: DecisionConfig = DEFAULT_DECISION) -> str:
     if p >= cfg.fake_threshold:
         return "fake"
     return "real" if p <= cfg.real_threshold else "uncertain"
 
 
-def confidence_of(p: float, cfg: DecisionConfig = DecisionConfig()) -> float:
+def confidence_of(p: float, cfg: DecisionConfig = DEFAULT_DECISION) -> float:
     """0 inside the uncertain band, rising to 1 at probability 0 or 1: how far past its threshold."""
     if p >= cfg.fake_threshold:
         return (p - cfg.fake_threshold) / (1.0 - cfg.fake_threshold)
@@ -135,7 +145,7 @@ def _face_report(track_id: int, scored: ScoredVideo, p: np.ndarray, cfg: Decisio
     voting = rows[scored.window_speech[rows] >= cfg.min_speech_fraction]
     offset = estimate_offset(scored, voting)
     report = {
-        "fake_probability": face_probability(p[voting], cfg) if voting.size else None,
+        "fake_probability": voting_probability(p[rows], scored.window_speech[rows], cfg),
         "av_offset_frames": offset.frames if offset else None,
         "av_offset_confidence": round(offset.confidence, 4) if offset else None,
         "speaking": bool(voting.size and np.median(scored.window_motion[voting]) >= cfg.min_mouth_motion),
@@ -149,7 +159,7 @@ def _rounded(value: float | None, digits: int = 4) -> float | None:
     return None if value is None else round(float(value), digits)
 
 
-def analyse(scored: ScoredVideo, info: dict, cfg: DecisionConfig = DecisionConfig()) -> dict:
+def analyse(scored: ScoredVideo, info: dict, cfg: DecisionConfig = DEFAULT_DECISION) -> dict:
     """The whole answer for one video as the client's JSON (``info`` is ``PreparedVideo.info()``)."""
     p = scored.window_probability()
     faces, segments = [], []

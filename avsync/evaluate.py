@@ -23,9 +23,11 @@ from preprocessing import DEFAULT_CONFIG
 from preprocessing.windows import window_starts
 
 from .checkpoint import served_model
-from .decision import decide
+from .decision import DEFAULT_DECISION, DecisionConfig, voting_probability
 from .train import predict
 from .windows import CorpusClip, EvalWindows, audio_window, load_corpus, served_windows, visual_window, window_speech
+
+NO_EVIDENCE = 0.5  # the score of a clip without a speech window (never happens in the corpus: every clip speaks)
 
 
 @dataclass(frozen=True)
@@ -64,14 +66,16 @@ def first_speech_s(clips: list[CorpusClip], windows: EvalWindows) -> np.ndarray:
     ])
 
 
-def video_scores(clips: list[CorpusClip], windows: EvalWindows, probabilities: np.ndarray, from_s: np.ndarray | None = None) -> np.ndarray:
+def video_scores(clips: list[CorpusClip], windows: EvalWindows, probabilities: np.ndarray, from_s: np.ndarray | None = None,
+                 cfg: DecisionConfig = DEFAULT_DECISION) -> np.ndarray:
     """The served decision rule's probability per clip; windows starting before ``from_s[clip]`` are dropped."""
     scores = []
     for i in range(len(clips)):
         rows = windows.clip_index == i
         if from_s is not None:
             rows &= windows.start_s >= from_s[i]
-        scores.append(decide(probabilities[rows], windows.speech[rows], True).fake_probability)
+        p = voting_probability(probabilities[rows], windows.speech[rows], cfg)
+        scores.append(NO_EVIDENCE if p is None else p)
     return np.array(scores)
 
 
@@ -131,9 +135,9 @@ def shift_sweep(model: torch.nn.Module, clips: list[CorpusClip], shifts: tuple[i
                     np.stack([audio_window(clip, s + sign * d) for s in starts]),
                 )
                 speech = np.array([window_speech(clip, s + sign * d) for s in starts])
-                decision = decide(probabilities, speech, True)
-                if decision.verdict != "no_speech":
-                    detected.append(decision.fake_probability >= 0.5)
+                p = voting_probability(probabilities, speech)
+                if p is not None:
+                    detected.append(p >= 0.5)
         rates[d] = {"clips": len(detected), "detected": round(float(np.mean(detected)), 4) if detected else None}
     return rates
 

@@ -23,6 +23,7 @@ def encode_mp4(
     frame_times_s: Sequence[float] | None = None,
     audio_start_s: float = 0.0,
     rotation: int = 0,
+    preset: str = "superfast",
 ) -> bytes:
     """An mp4 file (bytes) from uint8 RGB frames ``(n, H, W, 3)`` and mono float32 audio in -1..1.
 
@@ -38,7 +39,7 @@ def encode_mp4(
     with av.open(buffer, mode="w", format="mp4") as container:
         video = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         video.width, video.height, video.pix_fmt = width - width % 2, height - height % 2, "yuv420p"
-        video.options = {"crf": str(crf), "preset": "superfast"}
+        video.options = {"crf": str(crf), "preset": preset}
         if rotation:
             video.set_display_rotation(rotation)
         if frame_times_s is not None:

@@ -11,7 +11,7 @@ import torch
 from preprocessing import DEFAULT_CONFIG, PreparedVideo, preprocess_video
 from preprocessing.windows import audio_windows, normalise_crops, pair_audio_starts
 
-from .decision import DecisionConfig, ScoredVideo, analyse
+from .decision import DEFAULT_DECISION, DecisionConfig, ScoredVideo, analyse
 from .model import SyncDetector
 
 
@@ -34,7 +34,7 @@ def scored(video: PreparedVideo, probabilities: np.ndarray) -> ScoredVideo:
                        video.pair_window, video.pair_shift, probabilities)
 
 
-def detect(model: SyncDetector, data: bytes, cfg: DecisionConfig = DecisionConfig()) -> dict:
+def detect(model: SyncDetector, data: bytes, cfg: DecisionConfig = DEFAULT_DECISION) -> dict:
     """The answer the server would give for ``data`` (``analyse``'s dict)."""
     video = preprocess_video(data)
     return analyse(scored(video, score_pairs(model, video)), video.info(), cfg)

@@ -28,6 +28,11 @@ STILL = HeadMotion(np.zeros(4), np.full((4, 2), 0.1), np.zeros((4, 2)))
 SWAY = HeadMotion(np.array([14.0, 8.0, 4.0, 0.04]), np.array([[0.25, 0.4], [0.3, 0.5], [0.2, 0.35], [0.15, 0.3]]),
                   np.array([[0.0, 1.0], [2.0, 0.5], [1.0, 3.0], [0.3, 2.0]]))
 FACE_WIDTH_FRAC, FACE_CENTRE_FRAC = 0.45, (0.5, 0.45)
+SENTENCES = (  # what the test and demo videos say
+    "The quick brown fox jumps over the lazy dog, and then it takes a long nap in the warm sun.",
+    "Seven green windows open under the market station every summer evening, said the careful people.",
+    "Yesterday the music followed us around the mountain, and the water was simple and better together.",
+)
 
 
 def speech(*sentences: str, voice: Voice = DEMO_VOICE, pad_s: float = 0.3) -> np.ndarray:
@@ -57,11 +62,19 @@ def render_scene(tracks: list[MouthTrack], faces: list[str], fps: float, tile: t
 
 
 def talking_video(audio: np.ndarray, offset_frames: int = 0, fps: float = 25, face: str = "grace_hopper",
-                  motion: HeadMotion = STILL, tile: tuple[int, int] = (320, 240)) -> np.ndarray:
-    """Frames of one face saying ``audio``; ``offset_frames`` (at 25 fps) > 0 moves the mouth later than the sound."""
+                  motion: HeadMotion = STILL, tile: tuple[int, int] = (320, 240), times_s: np.ndarray | None = None) -> np.ndarray:
+    """Frames of one face saying ``audio``; ``offset_frames`` (at 25 fps) > 0 moves the mouth later than the sound.
+
+    ``times_s``: the instants of a variable-rate video's frames (``fps`` is then the rate the mouth
+    track is computed at).
+    """
     n = n_frames(audio, fps)
     track = track_for(audio, fps, n).delayed(int(round(offset_frames * fps / DEFAULT_CONFIG.fps)))
-    return render_scene([track], [face], fps, tile, motion)
+    if times_s is None:
+        return render_scene([track], [face], fps, tile, motion)
+    frames = render_frames(face_bank()[face], track.at_times(times_s, fps), DEMO_STYLE, motion, fps, tile,
+                           FACE_WIDTH_FRAC, FACE_CENTRE_FRAC, times_s)
+    return frames
 
 
 def spliced_video(audio: np.ndarray, other: np.ndarray, start_s: float, end_s: float, fps: float = 25,
@@ -74,6 +87,19 @@ def spliced_video(audio: np.ndarray, other: np.ndarray, start_s: float, end_s: f
 
 def mp4(frames: np.ndarray, audio: np.ndarray, fps: float = 25) -> bytes:
     return encode_mp4(frames, fps, audio[: int(len(frames) / fps * SR)], SR)
+
+
+
+
+def looped_video(seconds: float) -> bytes:
+    """A talking face in sync for ``seconds``: one rendered clip (about 10 s, 320x240) repeated, sound and picture together."""
+    audio = speech(*SENTENCES[:2])
+    frames = talking_video(audio)
+    audio = audio[: int(len(frames) / DEFAULT_CONFIG.fps * SR)]
+    repeats = int(np.ceil(seconds * DEFAULT_CONFIG.fps / len(frames)))
+    n = int(seconds * DEFAULT_CONFIG.fps)
+    sound = np.tile(audio, repeats)[: n * DEFAULT_CONFIG.samples_per_frame]
+    return encode_mp4(np.concatenate([frames] * repeats)[:n], DEFAULT_CONFIG.fps, sound, SR)
 
 
 def main() -> None:

@@ -33,8 +33,8 @@ def load_corpus(root: Path, split: str) -> list[CorpusClip]:
         if record["split"] != split or not record["features"]:
             continue  # another split, or a clip in which no face was found
         with np.load(root / record["features"]) as f:
-            crops, mel, loudness = f["crops"], f["mel"], f["loudness_dbfs"]
-        clips.append(CorpusClip(record, ClipFeatures(crops, mel, loudness, len(crops))))
+            crops, mel, speech = f["crops"], f["mel"], f["speech"]
+        clips.append(CorpusClip(record, ClipFeatures(crops, mel, speech, len(crops))))
     return clips
 
 
@@ -66,7 +66,7 @@ def audio_window(clip: CorpusClip, start: int, cfg: PreprocessConfig = DEFAULT_C
 
 
 def window_speech(clip: CorpusClip, start: int, cfg: PreprocessConfig = DEFAULT_CONFIG) -> float:
-    return float(speech_fraction(clip.features.loudness_dbfs, np.array([start]), cfg)[0])
+    return float(speech_fraction(clip.features.speech, np.array([start]), cfg)[0])
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ def main() -> None:
         LOG.warning("no checkpoint: exporting an untrained '%s' model initialised with seed %d", args.init, args.seed)
     paths = export_all(model, args.out)
     windows = preprocess_video(args.parity_video.read_bytes())
-    for report in check_parity(model, paths, real=(windows.visual, windows.audio)):
+    for report in check_parity(model, paths, real=windows.window_inputs()):
         print(report)
         if not report.ok:
             raise SystemExit(f"ONNX Runtime disagrees with PyTorch on {report.graph}")

@@ -19,7 +19,7 @@ from .decode import MediaError, decode_audio, first_frame_time, iter_timeline_fr
 from .faces import Box, FaceTrack, build_tracks, detect_faces, load_detector
 from .mouth import crop_mouth, mouth_boxes, mouth_motion
 from .vad import load_vad, speech_frames
-from .windows import speech_fraction, window_starts
+from .windows import audio_windows, normalise_crops, speech_fraction, window_starts
 
 
 def _scan_faces(data: bytes, cfg: PreprocessConfig) -> tuple[int, dict[int, list[Box]]]:
@@ -167,6 +167,10 @@ class PreparedVideo:
                 for t in self.tracks
             ],
         }
+
+    def window_inputs(self, cfg: PreprocessConfig = DEFAULT_CONFIG) -> tuple[np.ndarray, np.ndarray]:
+        """``(mouths, mels)``: every window's model inputs with the audio as uploaded (shift 0)."""
+        return normalise_crops(self.crops, cfg), audio_windows(self.mel, self.window_start, cfg)
 
     def info_json(self) -> str:
         return json.dumps(self.info())

@@ -12,14 +12,12 @@ from avsync import scenes
 from avsync.checkpoint import served_model
 from preprocessing import DEFAULT_CONFIG
 
-SENTENCE = "The quick brown fox jumps over the lazy dog, and then it takes a long nap in the warm sun."
-OTHER_SENTENCE = "Seven green windows open under the market station every summer evening, said the careful people."
 SR = DEFAULT_CONFIG.sample_rate
 
 
 @pytest.fixture(scope="session")
 def sentence_audio() -> np.ndarray:
-    return scenes.speech(SENTENCE)
+    return scenes.speech(scenes.SENTENCES[0])
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""The real tritonserver serving the ensemble: gRPC and HTTP, parity with PyTorch, bad input, batching."""
+"""The real tritonserver serving the ensemble: gRPC and HTTP, parity with PyTorch, no face / no speech, bad input, batching."""
 
 from __future__ import annotations
 
@@ -6,14 +6,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-import torch
 import tritonclient.http as httpclient
 
-from avsync.decision import VERDICTS, decide
+from avsync.decision import VERDICTS
+from avsync.reference import detect
 from client import DetectionError, SyncDefenseClient
 from preprocessing import DEFAULT_CONFIG, preprocess_video
 
-FIELDS = {"file", "verdict", "fake_probability", "confidence", "windows", "latency_ms"}
+FIELDS = {"file", "verdict", "fake_probability", "confidence", "av_offset_frames", "av_offset_s", "duration_s", "faces",
+          "segments", "windows", "latency_ms", "thresholds", "sampled"}
+FACE_FIELDS = {"track_id", "box", "first_s", "last_s", "fake_probability", "av_offset_frames", "speaking"}
+WINDOW_FIELDS = {"track_id", "start_s", "end_s", "fake_probability", "speech"}
 
 
 def clients(triton) -> dict[str, SyncDefenseClient]:
@@ -23,37 +26,40 @@ def clients(triton) -> dict[str, SyncDefenseClient]:
     }
 
 
-def test_grpc_and_http_return_the_verdict_json(triton, talking_mp4: bytes) -> None:
+def test_grpc_and_http_return_the_full_json(triton, talking_mp4: bytes) -> None:
     results = {protocol: c.detect(talking_mp4, name="talk.mp4").to_dict() for protocol, c in clients(triton).items()}
-    expected_windows = len(preprocess_video(talking_mp4).window_start_s)
+    expected_windows = len(preprocess_video(talking_mp4).window_start)
     for result in results.values():
         assert FIELDS <= result.keys()
         assert result["file"] == "talk.mp4" and result["verdict"] in VERDICTS
         assert 0.0 <= result["fake_probability"] <= 1.0 and 0.0 <= result["confidence"] <= 1.0
-        assert result["windows"] == expected_windows == len(result["window_fake_probability"])
+        assert len(result["faces"]) == 1 and FACE_FIELDS <= result["faces"][0].keys()
+        assert len(result["windows"]) == expected_windows and all(WINDOW_FIELDS <= w.keys() for w in result["windows"])
         assert result["latency_ms"] > 0
-    assert results["grpc"]["window_fake_probability"] == results["http"]["window_fake_probability"]
+    assert results["grpc"]["windows"] == results["http"]["windows"]
 
 
-def test_triton_probability_equals_pytorch_on_the_same_preprocessed_input(triton, model, talking_mp4: bytes) -> None:
-    video = preprocess_video(talking_mp4)
-    with torch.no_grad():
-        expected = model(torch.from_numpy(video.visual), torch.from_numpy(video.audio)).numpy().reshape(-1)
+def test_triton_answer_equals_the_pytorch_reference(triton, model, talking_mp4: bytes) -> None:
+    """Same preprocessing, same pairs: every window probability within 1e-4, the same verdict and offset."""
+    reference = detect(model, talking_mp4)
     served = clients(triton)["grpc"].detect(talking_mp4)
-    assert np.max(np.abs(np.array(served.window_fake_probability) - expected)) <= 1e-4
-    reference = decide(expected, video.window_speech, True)
-    assert served.verdict == reference.verdict
-    assert abs(served.fake_probability - reference.fake_probability) <= 1e-4
+    got = np.array([w["fake_probability"] for w in served.windows])
+    assert np.max(np.abs(got - [w["fake_probability"] for w in reference["windows"]])) <= 1e-4
+    assert served.verdict == reference["verdict"] == "real"
+    assert abs(served.fake_probability - reference["fake_probability"]) <= 1e-4
+    assert served.av_offset_frames == reference["av_offset_frames"] == 0
 
 
 def test_video_without_face_is_no_face_not_an_error(triton, no_face_mp4: bytes) -> None:
     result = clients(triton)["grpc"].detect(no_face_mp4)
-    assert result.verdict == "no_face" and result.windows == 0 and result.window_fake_probability == []
+    assert result.verdict == "no_face" and result.faces == [] and result.windows == [] and result.fake_probability is None
 
 
-def test_silent_video_is_no_speech(triton, silent_mp4: bytes) -> None:
-    result = clients(triton)["http"].detect(silent_mp4)
-    assert result.verdict == "no_speech" and result.windows == 4
+@pytest.mark.parametrize("fixture", ["silent_mp4", "noise_mp4"])
+def test_silence_and_noise_are_no_speech(triton, fixture: str, request) -> None:
+    result = clients(triton)["http"].detect(request.getfixturevalue(fixture))
+    assert result.verdict == "no_speech" and len(result.faces) == 1 and len(result.windows) == 4
+    assert all(w["speech"] < DEFAULT_CONFIG.min_speech_fraction for w in result.windows)
 
 
 @pytest.mark.parametrize("upload, reason", [(b"not a video" * 50, "cannot read"), (b"", "empty upload")])
@@ -64,7 +70,7 @@ def test_bad_upload_fails_only_its_own_request(triton, talking_mp4: bytes, uploa
         bad = pool.submit(client.detect, upload)
         with pytest.raises(DetectionError, match=reason):
             bad.result()
-        assert all(f.result().windows > 0 for f in good)
+        assert all(f.result().windows for f in good)
     assert client.ready()
 
 

@@ -18,6 +18,7 @@ REAL_KINDS = {"real": 0.30, "real_noise": 0.07, "real_music": 0.07, "real_silenc
 FAKE_KINDS = {"shift_small": 0.16, "shift_large": 0.07, "other_utterance": 0.10, "partial": 0.10, "generator": 0.07}
 KINDS = {**REAL_KINDS, **FAKE_KINDS}
 FRAME_RATES = (24, 25, 25, 30, 50)
+VFR_SHARE = 0.2  # clips written with variable frame timing (the model must not mistake its cadence for a fake)
 SIZES = ((320, 240), (480, 360), (640, 480), (360, 480), (400, 400))
 # Held out: voices, photos and (by their seeds) sentences never seen in training.
 VALIDATION_VARIANTS = ("m3", "f2", "klatt3")
@@ -43,7 +44,8 @@ class ClipRecord:
     voice: str
     text: str
     face: str
-    fps: float
+    fps: float  # nominal when ``variable_frame_rate``
+    variable_frame_rate: bool
     width: int
     height: int
     offset_s: float  # mouth lag behind the sound for shift fakes (0 otherwise)
@@ -94,6 +96,13 @@ def _fit(track: MouthTrack, n: int) -> MouthTrack:
     return MouthTrack(np.pad(track.opening, (0, pad))[:n], np.pad(track.width, (0, pad), constant_values=1.0)[:n])
 
 
+def variable_frame_times(rng: np.random.Generator, fps: float, duration: float) -> np.ndarray:
+    """Frame instants of a variable-rate video (phones, screen recordings): gaps of 0.6-1.4 nominal intervals."""
+    gaps = rng.uniform(0.6, 1.4, int(2 * duration * fps) + 2) / fps
+    times = np.concatenate([[0.0], np.cumsum(gaps)])
+    return times[times < duration - 1.4 / fps]
+
+
 def make_clip(index: int, split: str, seed: int) -> tuple[bytes, ClipRecord]:
     """The mp4 bytes and manifest row of clip ``index``; the same arguments give the same clip."""
     rng = np.random.default_rng([seed, index, 0 if split == "train" else 1])
@@ -132,15 +141,19 @@ def make_clip(index: int, split: str, seed: int) -> tuple[bytes, ClipRecord]:
         offset_s, fake = lag / fps, (0.0, duration)
     face = augment(face_bank()[str(rng.choice(split_faces(split)))], rng)
     width, height = SIZES[int(rng.integers(len(SIZES)))]
+    times = variable_frame_times(rng, fps, duration) if rng.random() < VFR_SHARE else None
     frames = render_frames(
-        face, track, MouthStyle.random(rng, generator_style=kind == "generator"), HeadMotion.random(rng, face.box[2]),
-        fps, (width, height), float(rng.uniform(0.3, 0.55)), (rng.uniform(0.4, 0.6), rng.uniform(0.4, 0.55)),
+        face, track if times is None else track.at_times(times, fps), MouthStyle.random(rng, generator_style=kind == "generator"),
+        HeadMotion.random(rng, face.box[2]), fps, (width, height), float(rng.uniform(0.3, 0.55)),
+        (rng.uniform(0.4, 0.6), rng.uniform(0.4, 0.55)), times,
     )
     audio = speech + _background(kind, speech, rng)
-    data = encode_mp4(frames, fps, audio / max(1.0, float(np.abs(audio).max())), SR, crf=int(rng.integers(18, 30)))
+    data = encode_mp4(frames, fps, audio / max(1.0, float(np.abs(audio).max())), SR, crf=int(rng.integers(18, 30)),
+                      frame_times_s=times, preset="ultrafast")
     record = ClipRecord(
         index=index, split=split, kind=kind, label=int(kind in FAKE_KINDS), voice=voice.name, text=text, face=face.name,
-        fps=fps, width=width, height=height, offset_s=offset_s, fake_periods=[list(fake)] if fake else [],
+        fps=fps, variable_frame_rate=times is not None, width=width, height=height, offset_s=offset_s,
+        fake_periods=[list(fake)] if fake else [],
         duration_s=duration,
     )
     return data, record

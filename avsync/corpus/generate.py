@@ -46,7 +46,7 @@ def _write_clip(job: tuple[Path, str, int, int]) -> dict:
     except MediaError:
         return row
     if clip.crops is not None:
-        np.savez(features, crops=clip.crops, mel=clip.mel.astype(np.float16), loudness_dbfs=clip.loudness_dbfs)
+        np.savez(features, crops=clip.crops, mel=clip.mel.astype(np.float16), speech=clip.speech)
         row["features"] = str(features.relative_to(out))
     return row
 

@@ -25,6 +25,11 @@ class MouthTrack:
         """The track ``frames`` later in time (earlier when negative), closed mouth filling in."""
         return MouthTrack(_delay(self.opening, frames, 0.0), _delay(self.width, frames, 1.0))
 
+    def at_times(self, times_s: np.ndarray, fps: float) -> MouthTrack:
+        """The track (defined every ``1 / fps`` s) read at arbitrary instants: frames of a variable-rate video."""
+        grid = np.arange(len(self))
+        return MouthTrack(np.interp(times_s * fps, grid, self.opening), np.interp(times_s * fps, grid, self.width))
+
     def spliced(self, other: MouthTrack, start: int, stop: int) -> MouthTrack:
         """This track with frames ``start:stop`` taken from ``other``."""
         opening, width = self.opening.copy(), self.width.copy()
@@ -161,15 +166,20 @@ def head_pose(face: FacePhoto, motion: HeadMotion, t: float, scale: float, targe
 
 
 def render_frames(face: FacePhoto, track: MouthTrack, style: MouthStyle, motion: HeadMotion, fps: float,
-                  size: tuple[int, int], face_width_frac: float, centre_frac: tuple[float, float]) -> np.ndarray:
+                  size: tuple[int, int], face_width_frac: float, centre_frac: tuple[float, float],
+                  times_s: np.ndarray | None = None) -> np.ndarray:
     """``(n, H, W, 3)`` frames of ``face`` speaking along ``track``, framed at ``size`` = (W, H) with the
-    face ``face_width_frac`` of the width wide and its centre at ``centre_frac`` of the frame."""
+    face ``face_width_frac`` of the width wide and its centre at ``centre_frac`` of the frame.
+
+    Frame ``k`` is taken at ``times_s[k]`` (default ``k / fps``); ``track`` has one entry per frame.
+    """
+    times_s = np.arange(len(track)) / fps if times_s is None else times_s
     out_w, out_h = size
     scale = face_width_frac * out_w / face.box[2]
     target = np.array([out_w * centre_frac[0], out_h * centre_frac[1]])
     frames = np.empty((len(track), out_h, out_w, 3), np.uint8)
     for k in range(len(track)):
         drawn = _draw_mouth(face.image, face, track.opening[k], track.width[k], style)
-        frames[k] = cv2.warpAffine(drawn, head_pose(face, motion, k / fps, scale, target), (out_w, out_h),
+        frames[k] = cv2.warpAffine(drawn, head_pose(face, motion, times_s[k], scale, target), (out_w, out_h),
                                    flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
     return frames
