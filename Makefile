@@ -56,6 +56,7 @@ train: venv
 	$(BIN)/python -m avsync.corpus.generate --out build/corpus --train 640 --val 160 --workers 2
 	$(BIN)/python -m avsync.train --config configs/tiny.json
 	$(BIN)/python -m avsync.evaluate --out build/eval
+	$(BIN)/python -m avsync.calibrate --out checkpoints/calibration.json
 
 # The held-out report in PyTorch and through the served ensemble.
 evaluate: repository

@@ -21,7 +21,7 @@ import numpy as np
 
 from .checkpoint import served_model
 from .decision import DEFAULT_DECISION
-from .evaluate import video_scores
+from .evaluate import band_errors, band_report, video_scores
 from .train import predict
 from .windows import load_corpus, served_windows
 
@@ -39,18 +39,6 @@ def fit_band(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
             if best is None or key < best[:2]:
                 best = (*key, lo, hi)
     return float(best[2]), float(best[3])
-
-
-def band_errors(scores: np.ndarray, labels: np.ndarray, lo: float, hi: float) -> int:
-    return int(np.sum((scores >= hi) & (labels == 0)) + np.sum((scores <= lo) & (labels == 1)))
-
-
-def band_report(scores: np.ndarray, labels: np.ndarray, lo: float, hi: float) -> dict:
-    decided = (scores <= lo) | (scores >= hi)
-    errors = band_errors(scores, labels, lo, hi)
-    return {"videos": int(len(scores)), "uncertain": int((~decided).sum()), "wrong": errors,
-            "accuracy_of_decided": round(1 - errors / max(1, decided.sum()), 4),
-            "binary_accuracy_at_0.5": round(float(np.mean((scores >= 0.5) == labels)), 4)}
 
 
 def cross_validated(scores: np.ndarray, labels: np.ndarray, faces: list[str]) -> dict:

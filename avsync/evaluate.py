@@ -79,6 +79,18 @@ def video_scores(clips: list[CorpusClip], windows: EvalWindows, probabilities: n
     return np.array(scores)
 
 
+def band_errors(scores: np.ndarray, labels: np.ndarray, lo: float, hi: float) -> int:
+    return int(np.sum((scores >= hi) & (labels == 0)) + np.sum((scores <= lo) & (labels == 1)))
+
+
+def band_report(scores: np.ndarray, labels: np.ndarray, lo: float, hi: float) -> dict:
+    decided = (scores <= lo) | (scores >= hi)
+    errors = band_errors(scores, labels, lo, hi)
+    return {"videos": int(len(scores)), "uncertain": int((~decided).sum()), "wrong": errors,
+            "accuracy_of_decided": round(1 - errors / max(1, decided.sum()), 4),
+            "binary_accuracy_at_0.5": round(float(np.mean((scores >= 0.5) == labels)), 4)}
+
+
 def evaluate(clips: list[CorpusClip], probabilities: np.ndarray, windows: EvalWindows) -> dict:
     """Every metric of the report from per-window probabilities on the served windows."""
     report: dict = {}
@@ -95,6 +107,9 @@ def evaluate(clips: list[CorpusClip], probabilities: np.ndarray, windows: EvalWi
             "windows": asdict(Metrics.of(windows.labels[rows], probabilities[rows])),
             "videos": asdict(Metrics.of(labels, scores)),
         }
+    report["videos_at_served_thresholds"] = band_report(
+        scores=videos, labels=labels, lo=DEFAULT_DECISION.real_threshold, hi=DEFAULT_DECISION.fake_threshold
+    )
     report["video_recall_by_kind"] = {
         kind: round(float(np.mean((videos[kinds == kind] >= 0.5) == labels[kinds == kind])), 4) for kind in sorted(set(kinds))
     }
@@ -169,7 +184,8 @@ def triton_scores(root: Path, clips: list[CorpusClip], url: str) -> np.ndarray:
     from client import SyncDefenseClient
 
     with SyncDefenseClient(url) as client:
-        return np.array([client.detect(root / c.record["mp4"]).fake_probability for c in clips])
+        scores = [client.detect(root / c.record["mp4"]).fake_probability for c in clips]
+    return np.array([NO_EVIDENCE if p is None else p for p in scores])
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""A long video through a running server: latency, windows scored, and peak memory of server and client.
+"""A long video through a running server: latency, windows scored, and peak memory (PSS) of server and client.
 
     python -m benchmarks.long_video --minutes 10 --url 127.0.0.1:8001 --server-pid "$(cat build/server/tritonserver.pid)"
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from avsync import scenes
 
-from .memory import PeakRss
+from .memory import PeakMemory
 
 MIB = 1 << 20
 
@@ -30,21 +30,22 @@ class LongVideoRun:
     file_mib: float
     latency_s: float
     verdict: str
+    faces: int
     windows: int
     sampled: bool
-    server_rss_before_mib: float
-    server_peak_rss_mib: float
-    client_peak_rss_mib: float
+    server_pss_before_mib: float
+    server_peak_pss_mib: float
+    client_peak_pss_mib: float
 
 
 def run(video: Path, url: str, server_pid: int) -> LongVideoRun:
     """Classify ``video`` with the CLI while sampling both process trees."""
     command = [sys.executable, "-m", "client.cli", "detect", "--json", "--url", url, "--timeout", "1800", str(video)]
-    with PeakRss(server_pid) as server:
+    with PeakMemory(server_pid) as server:
         before = server.bytes
         started = time.perf_counter()
         child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        with PeakRss(child.pid) as client:
+        with PeakMemory(child.pid) as client:
             out, err = child.communicate()
         latency = time.perf_counter() - started
     if child.returncode:
@@ -52,9 +53,9 @@ def run(video: Path, url: str, server_pid: int) -> LongVideoRun:
     result = json.loads(out)[0]
     return LongVideoRun(
         minutes=round(result["duration_s"] / 60, 2), file_mib=round(video.stat().st_size / MIB, 1), latency_s=round(latency, 1),
-        verdict=result["verdict"], windows=len(result["windows"]), sampled=result["sampled"],
-        server_rss_before_mib=round(before / MIB), server_peak_rss_mib=round(server.bytes / MIB),
-        client_peak_rss_mib=round(client.bytes / MIB),
+        verdict=result["verdict"], faces=len(result["faces"]), windows=len(result["windows"]), sampled=result["sampled"],
+        server_pss_before_mib=round(before / MIB), server_peak_pss_mib=round(server.bytes / MIB),
+        client_peak_pss_mib=round(client.bytes / MIB),
     )
 
 

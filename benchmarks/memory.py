@@ -1,16 +1,15 @@
-"""Peak resident memory of a process and its descendants, sampled while something runs.
+"""Peak memory of a process and its descendants, sampled while something runs.
 
 Triton's Python backend runs every model instance in its own stub process, so the server's
-memory is the sum over the ``tritonserver`` process tree, not the main process alone.
+memory is the sum over the ``tritonserver`` process tree, not the main process alone. The sum is
+of PSS (proportional set size): the tensors the steps exchange live in shared memory mapped by
+several processes, and summing RSS would count those pages once per process.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
-
-PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def _children() -> dict[int, list[int]]:
@@ -24,21 +23,28 @@ def _children() -> dict[int, list[int]]:
     return tree
 
 
-def tree_rss_bytes(pid: int) -> int:
-    """Resident memory of ``pid`` and all its descendants now."""
+def _pss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def tree_pss_bytes(pid: int) -> int:
+    """Proportional set size of ``pid`` and all its descendants now."""
     tree, total, todo = _children(), 0, [pid]
     while todo:
         current = todo.pop()
         try:
-            total += int(Path(f"/proc/{current}/statm").read_text().split()[1]) * PAGE
+            total += _pss_bytes(current)
         except OSError:
-            continue
+            continue  # ended while we looked
         todo += tree.get(current, [])
     return total
 
 
-class PeakRss:
-    """``with PeakRss(pid) as peak: ...`` then ``peak.bytes``: the largest tree RSS seen every ``interval_s``."""
+class PeakMemory:
+    """``with PeakMemory(pid) as peak: ...`` then ``peak.bytes``: the largest tree PSS seen every ``interval_s``."""
 
     def __init__(self, pid: int, interval_s: float = 0.1) -> None:
         self.pid, self.interval_s, self.bytes = pid, interval_s, 0
@@ -47,15 +53,15 @@ class PeakRss:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.bytes = max(self.bytes, tree_rss_bytes(self.pid))
+            self.bytes = max(self.bytes, tree_pss_bytes(self.pid))
             self._stop.wait(self.interval_s)
 
-    def __enter__(self) -> PeakRss:
-        self.bytes = tree_rss_bytes(self.pid)
+    def __enter__(self) -> PeakMemory:
+        self.bytes = tree_pss_bytes(self.pid)
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.bytes = max(self.bytes, tree_rss_bytes(self.pid))
+        self.bytes = max(self.bytes, tree_pss_bytes(self.pid))

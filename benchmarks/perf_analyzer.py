@@ -45,6 +45,9 @@ def perf_analyzer_environment() -> dict[str, str]:
     return env
 
 
+BLS_COMPOSING_MODELS = ("visual_encoder", "audio_encoder", "fusion_classifier")
+
+
 @dataclass(frozen=True)
 class PerfResult:
     concurrency: int
@@ -66,6 +69,8 @@ def run_perf_analyzer(
     csv_path = workdir / "perf.csv"
     command = [
         exe, "-m", "sync_defense", "-u", url, "-i", "grpc", "--input-data", str(data),
+        # The graphs are called by the score step (BLS): name them so their statistics are reported too.
+        "--bls-composing-models", ",".join(BLS_COMPOSING_MODELS),
         "--concurrency-range", str(concurrency), "--measurement-mode", "count_windows",
         "--measurement-request-count", str(requests_per_window), "--max-trials", str(max_trials),
         "--stability-percentage", "100", "--percentile", "99", "-f", str(csv_path), "--verbose-csv",

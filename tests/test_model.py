@@ -72,5 +72,5 @@ def test_checkpoint_from_other_preprocessing_is_refused(tmp_path: Path) -> None:
     state = torch.load(path, weights_only=True)
     state["preprocess"] = asdict(replace(CFG, hop_length=200, fps=20))
     torch.save(state, path)
-    with pytest.raises(ValueError, match="trained with preprocessing"):
+    with pytest.raises(ValueError, match="trained with other preprocessing"):
         load_checkpoint(path)

@@ -13,5 +13,5 @@ def test_perf_analyzer_measures_the_ensemble(triton, tmp_path: Path) -> None:
     result = run_perf_analyzer(SAMPLE, f"127.0.0.1:{triton.grpc_port}", tmp_path, concurrency=1, requests_per_window=3)
     print(f"\nperf_analyzer, concurrency 1: {result.throughput_per_s:.2f} videos/s, p50 {result.p50_ms:.0f} ms, p99 {result.p99_ms:.0f} ms")
     assert result.throughput_per_s > 0 and result.p50_ms > 0
-    for step in ("preprocess", "visual_encoder", "audio_encoder", "fusion_classifier", "decision"):
+    for step in ("preprocess", "score", "decision", "visual_encoder", "audio_encoder", "fusion_classifier"):
         assert f"{step}, version: 1" in result.report  # the composing models' breakdown
