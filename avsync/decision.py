@@ -30,7 +30,7 @@ class DecisionConfig:
     """Thresholds of the rule; ``fake_threshold`` / ``real_threshold`` are ``python -m avsync.calibrate``'s
     fit on the held-out split (``checkpoints/calibration.json``, kept equal by a test)."""
 
-    fake_threshold: float = 0.86
+    fake_threshold: float = 0.57
     real_threshold: float = 0.5
     segment_windows: int = 2  # the run length of the localized evidence
     segment_threshold: float = 0.5  # windows at least this likely fake form fake segments

@@ -53,12 +53,14 @@ def track_for(audio: np.ndarray, fps: float, n: int) -> MouthTrack:
 
 
 def render_scene(tracks: list[MouthTrack], faces: list[str], fps: float, tile: tuple[int, int] = (320, 240),
-                 motion: HeadMotion = STILL) -> np.ndarray:
-    """Faces side by side, one ``tile`` each, each speaking along its own track."""
+                 motion: HeadMotion = STILL, columns: int | None = None) -> np.ndarray:
+    """Faces on a grid of ``tile``-sized cells (one row unless ``columns``), each speaking along its own track."""
     bank = face_bank()
     tiles = [render_frames(bank[face], track, DEMO_STYLE, motion, fps, tile, FACE_WIDTH_FRAC, FACE_CENTRE_FRAC)
              for face, track in zip(faces, tracks, strict=True)]
-    return np.concatenate(tiles, axis=2)
+    columns = columns or len(tiles)
+    rows = [np.concatenate(tiles[i : i + columns], axis=2) for i in range(0, len(tiles), columns)]
+    return np.concatenate(rows, axis=1)
 
 
 def talking_video(audio: np.ndarray, offset_frames: int = 0, fps: float = 25, face: str = "grace_hopper",

@@ -22,7 +22,7 @@ from .vad import load_vad, speech_frames
 from .windows import audio_windows, normalise_crops, speech_fraction, window_starts
 
 
-def _scan_faces(data: bytes, cfg: PreprocessConfig) -> tuple[int, dict[int, list[Box]]]:
+def scan_faces(data: bytes, cfg: PreprocessConfig) -> tuple[int, dict[int, list[Box]]]:
     """Pass 1: the number of timeline frames and the faces found on every n-th frame."""
     n_frames = 0
     found: dict[int, list[Box]] = {}
@@ -94,7 +94,7 @@ class ClipFeatures:
 
 def extract_clip(data: bytes, cfg: PreprocessConfig = DEFAULT_CONFIG) -> ClipFeatures:
     """The training view of a clip: the main face (on screen longest) cropped on every frame."""
-    n_frames, keyframe_faces = _scan_faces(data, cfg)
+    n_frames, keyframe_faces = scan_faces(data, cfg)
     _check_length(n_frames, cfg)
     audio = read_audio(data, n_frames, cfg)
     tracks = build_tracks(keyframe_faces, n_frames, cfg)
@@ -196,7 +196,7 @@ def _crop_plan(track: FaceTrack, starts: np.ndarray, n_frames: int, cfg: Preproc
 
 def preprocess_video(data: bytes, cfg: PreprocessConfig = DEFAULT_CONFIG) -> PreparedVideo:
     """What the server runs on an upload: faces tracked, windows chosen, mouths cropped, pairs planned."""
-    n_frames, keyframe_faces = _scan_faces(data, cfg)
+    n_frames, keyframe_faces = scan_faces(data, cfg)
     _check_length(n_frames, cfg)
     audio = read_audio(data, n_frames, cfg)
     tracks = tuple(build_tracks(keyframe_faces, n_frames, cfg))

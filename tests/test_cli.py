@@ -38,3 +38,12 @@ def test_human_readable_line(triton, tmp_path: Path) -> None:
     sample = Path(__file__).resolve().parent.parent / "samples" / "talking_head.mp4"
     done = run_cli("--url", f"127.0.0.1:{triton.grpc_port}", str(sample))
     assert done.returncode == 0 and "talking_head.mp4:" in done.stdout and "fake probability" in done.stdout
+
+
+def test_plot_draws_each_videos_timeline(triton, talking_mp4: bytes, tmp_path: Path) -> None:
+    video = tmp_path / "talk.mp4"
+    video.write_bytes(talking_mp4)
+    done = run_cli("--url", f"127.0.0.1:{triton.grpc_port}", "--plot", str(tmp_path / "timeline.png"), str(video))
+    assert done.returncode == 0, done.stderr
+    image = (tmp_path / "timeline.png").read_bytes()
+    assert image.startswith(b"\x89PNG") and len(image) > 10_000

@@ -8,6 +8,8 @@ import cv2
 import numpy as np
 
 from avsync.corpus.faces import grace_hopper_photo
+from benchmarks.roi_jitter import UNSMOOTHED as UNSMOOTHED_TRACKS
+from benchmarks.roi_jitter import measure, swaying_clip
 from preprocessing import DEFAULT_CONFIG
 from preprocessing.faces import build_tracks, detect_faces, iou, running_median, smooth_boxes
 from preprocessing.mouth import crop_mouth, mouth_boxes
@@ -125,3 +127,12 @@ def test_crop_has_model_size_and_samples_the_right_place() -> None:
 def test_crop_outside_the_frame_repeats_edges_instead_of_failing() -> None:
     frame = np.full((100, 100, 3), 77, np.uint8)
     assert np.all(crop_mouth(frame, np.array([-20.0, 110.0, 60.0]), 64) == 77)
+
+
+def test_mouth_roi_barely_jitters_on_a_swaying_head() -> None:
+    """Crop centre vs the renderer's true mouth, frame to frame (``python -m benchmarks.roi_jitter`` prints it)."""
+    data, truth = swaying_clip()
+    served, unsmoothed = measure(data, truth, DEFAULT_CONFIG), measure(data, truth, UNSMOOTHED_TRACKS)
+    print(f"\nROI jitter px/frame: served {served}, unsmoothed {unsmoothed}")
+    assert served.jitter_px < 0.5 and served.crop_side_jitter_px < 0.25
+    assert served.jitter_px < 0.7 * unsmoothed.jitter_px and served.crop_side_jitter_px < 0.3 * unsmoothed.crop_side_jitter_px

@@ -44,6 +44,20 @@ def test_two_talking_faces_the_out_of_sync_one_is_flagged(triton, sentence_audio
     assert {w["track_id"] for w in result.windows} == {left["track_id"], right["track_id"]}
 
 
+def test_four_faces_are_tracked_and_the_dubbed_one_is_found(triton, sentence_audio: np.ndarray) -> None:
+    """A 2x2 grid of talking faces; only the bottom-right one's mouth does not say the soundtrack."""
+    n = scenes.n_frames(sentence_audio, 25)
+    in_sync = scenes.track_for(sentence_audio, 25, n)
+    tracks = [in_sync, in_sync.delayed(0), in_sync.delayed(0), scenes.track_for(scenes.speech(OTHER), 25, n)]
+    frames = scenes.render_scene(tracks, ["grace_hopper", "astronaut", "astronaut", "grace_hopper"], 25, columns=2)
+    result = detect(triton, scenes.mp4(frames, sentence_audio))
+    assert len(result.faces) == 4
+    dubbed = max(result.faces, key=lambda f: f["box"][0] + f["box"][1])  # bottom right
+    assert dubbed["fake_probability"] >= CFG.fake_threshold
+    assert all(f["fake_probability"] <= CFG.real_threshold for f in result.faces if f is not dubbed)
+    assert result.verdict == "fake" and result.details["deciding_track_id"] == dubbed["track_id"]
+
+
 def test_a_two_second_manipulated_stretch_in_a_twelve_second_clip_is_localized(triton) -> None:
     audio = scenes.speech(FIRST, OTHER)[: 12 * SR]
     truth = (2.5, 4.5)
