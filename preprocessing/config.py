@@ -30,7 +30,8 @@ class PreprocessConfig:
     max_faces: int = 4  # tracks kept (those on screen longest); each is scored on its own
     track_min_iou: float = 0.3  # a detection continues a track when it overlaps its last box this much
     track_max_gap_frames: int = 50  # a face missed for longer ends its track (a new one starts if it returns)
-    track_min_detections: int = 3  # shorter tracks are detector noise or faces passing by
+    track_min_detections: int = 3  # tracks seen on fewer detector runs are detector noise
+    track_min_seconds: float = 2.0  # shorter tracks are dropped: false positives that repeat a few times, faces passing by
     box_median_keyframes: int = 3  # running median over consecutive detections: one bad detection is dropped
     box_smooth_frames: int = 9  # centred moving average of the box centre over interpolated boxes
     box_size_smooth_frames: int = 25  # the box size changes slowly; detector size noise is smoothed longer

@@ -123,16 +123,15 @@ def _interpolated(detections: dict[int, Box], n_frames: int, cfg: PreprocessConf
 def build_tracks(keyframe_faces: dict[int, list[Box]], n_frames: int, cfg: PreprocessConfig) -> list[FaceTrack]:
     """Face tracks from the detections on keyframes, at most ``max_faces``, longest on screen first.
 
-    Tracks seen on fewer than ``track_min_detections`` keyframes are dropped: a detector false
-    positive rarely repeats in the same place, a real face does.
+    Tracks seen on fewer than ``track_min_detections`` keyframes or for less than
+    ``track_min_seconds`` are dropped: a detector false positive rarely repeats in the same place
+    for long, a real face does (SyncNet's pipeline drops short tracks for the same reason).
     """
     found = [t for t in _associate(keyframe_faces, cfg) if len(t) >= cfg.track_min_detections]
-    found.sort(key=lambda t: (-len(t), min(t)))
-    tracks = []
-    for track_id, detections in enumerate(found[: cfg.max_faces]):
-        first, boxes = _interpolated(detections, n_frames, cfg)
-        tracks.append(FaceTrack(track_id, first, boxes, len(detections)))
-    return tracks
+    spans = [(t, *_interpolated(t, n_frames, cfg)) for t in found]
+    spans = [(t, first, boxes) for t, first, boxes in spans if len(boxes) >= cfg.track_min_seconds * cfg.fps]
+    spans.sort(key=lambda s: (-len(s[2]), s[1]))
+    return [FaceTrack(i, first, boxes, len(t)) for i, (t, first, boxes) in enumerate(spans[: cfg.max_faces])]
 
 
 def smooth_boxes(track: np.ndarray, width: int) -> np.ndarray:

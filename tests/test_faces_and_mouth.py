@@ -36,7 +36,7 @@ def _box(x: float, y: float = 0.0, side: float = 100.0) -> np.ndarray:
     return np.array([x, y, side, side])
 
 
-UNSMOOTHED = replace(DEFAULT_CONFIG, box_median_keyframes=1, box_smooth_frames=1, box_size_smooth_frames=1)
+UNSMOOTHED = replace(DEFAULT_CONFIG, box_median_keyframes=1, box_smooth_frames=1, box_size_smooth_frames=1, track_min_seconds=0.0)
 
 
 def test_track_interpolates_between_detections_and_stays_one_interval_after_the_last() -> None:
@@ -75,10 +75,19 @@ def test_up_to_max_faces_longest_first_and_short_tracks_dropped() -> None:
 
 def test_a_face_that_leaves_for_long_comes_back_as_a_new_track() -> None:
     gap = DEFAULT_CONFIG.track_max_gap_frames
-    keyframes = {k: [_box(0)] for k in list(range(0, 30, 5)) + list(range(30 + gap + 10, 120, 5))}
-    tracks = build_tracks(keyframes, 120, DEFAULT_CONFIG)
+    keyframes = {k: [_box(0)] for k in list(range(0, 60, 5)) + list(range(60 + gap + 10, 200, 5))}
+    tracks = build_tracks(keyframes, 200, DEFAULT_CONFIG)
     assert len(tracks) == 2
-    assert sorted((t.first, t.last) for t in tracks)[0] == (0, 29)
+    assert sorted((t.first, t.last) for t in tracks)[0] == (0, 59)
+
+
+def test_short_tracks_are_dropped() -> None:
+    """A detector false positive that repeats for a second is not a face to judge."""
+    keyframes = {k: [_box(0)] for k in range(0, 100, 5)}
+    for k in range(20, 45, 5):
+        keyframes[k] = keyframes[k] + [_box(300, side=60)]
+    tracks = build_tracks(keyframes, 100, DEFAULT_CONFIG)
+    assert len(tracks) == 1 and abs(tracks[0].boxes[0, 0]) < 1e-9
 
 
 def test_no_detection_means_no_track() -> None:
