@@ -14,6 +14,7 @@ import argparse
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -56,6 +57,11 @@ def server_environment() -> dict[str, str]:
     return env
 
 
+def _port_in_use(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
 @dataclass
 class LocalTriton:
     """One ``tritonserver`` process on loopback ports."""
@@ -88,6 +94,11 @@ class LocalTriton:
         ]
 
     def start(self) -> None:
+        """Launch the server; refuses when one of its ports is taken, so that another server's
+        readiness is never mistaken for this one's."""
+        busy = [port for port in (self.http_port, self.grpc_port, self.metrics_port) if _port_in_use(port)]
+        if busy:
+            raise RuntimeError(f"port(s) {busy} already in use: another server is running (python -m serving.local_triton down?)")
         self.workdir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(

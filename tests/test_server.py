@@ -93,3 +93,13 @@ def test_dynamic_batching_merges_concurrent_requests(triton) -> None:
     requests_after, executions_after = stats()
     assert requests_after - requests_before == 12
     assert executions_after - executions_before < 12
+
+
+def test_a_second_server_on_taken_ports_refuses_to_start(triton) -> None:
+    """Otherwise the running server's readiness would be taken for the new one's (stale code served)."""
+    from serving.local_triton import LocalTriton
+
+    second = LocalTriton(triton.repository, triton.http_port, triton.grpc_port, triton.metrics_port, workdir=triton.workdir)
+    with pytest.raises(RuntimeError, match="already in use"):
+        second.start()
+    assert second.process is None
