@@ -48,8 +48,9 @@ def true_mouth_centres(n: int, face: str = "grace_hopper") -> np.ndarray:
 
 
 def measure(data: bytes, truth: np.ndarray, cfg: PreprocessConfig) -> Jitter:
-    n_frames, keyframes = scan_faces(data, cfg)
-    track = build_tracks(keyframes, n_frames, cfg)[0]
+    scan = scan_faces(data, cfg)
+    n_frames = scan.n_frames
+    track = build_tracks(scan.keyframe_faces, n_frames, cfg)[0]
     roi = mouth_boxes(track.held_boxes(n_frames), cfg)
     error = roi[:, :2] - truth[:n_frames]
     return Jitter(

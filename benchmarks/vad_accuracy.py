@@ -67,7 +67,7 @@ def speech(cfg: PreprocessConfig) -> np.ndarray:
 
 def audible(clean: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     """Frames where the clean speech is audible: the reference that speech recall is measured on."""
-    return frame_loudness_dbfs(clean, cfg) > -45.0
+    return frame_loudness_dbfs(clean, cfg) > cfg.speech_rms_dbfs
 
 
 def signals(cfg: PreprocessConfig = DEFAULT_CONFIG) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -3,6 +3,7 @@
 Two decoding passes keep memory bounded: the first finds faces on a few small frames (and counts
 the frames), the second crops mouths only on the frames of the windows that will be scored, so a
 long video costs its decoding time but never more than ``max_windows_per_face`` windows of crops.
+The first pass also gives the timeline's origin, on which the audio (decoded once) is placed.
 """
 
 from __future__ import annotations
@@ -15,23 +16,34 @@ import numpy as np
 
 from .audio import log_mel
 from .config import DEFAULT_CONFIG, PreprocessConfig
-from .decode import MediaError, decode_audio, first_frame_time, iter_timeline_frames, to_gray, to_rgb
+from .decode import MediaError, decode_audio, iter_timeline_frames, to_gray, to_rgb
 from .faces import Box, FaceTrack, build_tracks, detect_faces, load_detector
 from .mouth import crop_mouth, mouth_boxes, mouth_motion
 from .vad import load_vad, speech_frames
 from .windows import audio_windows, normalise_crops, speech_fraction, window_starts
 
 
-def scan_faces(data: bytes, cfg: PreprocessConfig) -> tuple[int, dict[int, list[Box]]]:
-    """Pass 1: the number of timeline frames and the faces found on every n-th frame."""
-    n_frames = 0
+@dataclass(frozen=True)
+class VideoScan:
+    """What pass 1 learns: the timeline's length, its origin and the faces on every n-th frame."""
+
+    n_frames: int
+    origin_s: float  # presentation time of the first frame: sample 0 of the audio
+    keyframe_faces: dict[int, list[Box]]  # keyframe -> faces found (keyframes without a face left out)
+
+
+def scan_faces(data: bytes, cfg: PreprocessConfig) -> VideoScan:
+    """Pass 1: count the timeline frames, note the first one's time, find faces on every n-th frame."""
+    n_frames, origin_s = 0, 0.0
     found: dict[int, list[Box]] = {}
     for k, frame in iter_timeline_frames(data, cfg):
         n_frames = k + 1
+        if k == 0:
+            origin_s = frame.time
         if k % cfg.face_detect_every == 0:
             gray, scale = to_gray(frame, cfg.face_detect_width)
             found[k] = detect_faces(gray, scale, cfg)
-    return n_frames, {k: faces for k, faces in found.items() if faces}
+    return VideoScan(n_frames, origin_s, {k: faces for k, faces in found.items() if faces})
 
 
 @dataclass(frozen=True)
@@ -76,9 +88,9 @@ class AudioFeatures:
     speech: np.ndarray  # (n,) bool: the VAD's verdict for each timeline frame
 
 
-def read_audio(data: bytes, n_frames: int, cfg: PreprocessConfig) -> AudioFeatures:
+def read_audio(data: bytes, scan: VideoScan, cfg: PreprocessConfig) -> AudioFeatures:
     """The upload's audio on the video's clock as log-mel and per-frame speech flags."""
-    audio = decode_audio(data, cfg, first_frame_time(data), n_frames * cfg.samples_per_frame)
+    audio = decode_audio(data, cfg, scan.origin_s, scan.n_frames * cfg.samples_per_frame)
     return AudioFeatures(log_mel(audio, cfg), speech_frames(audio, cfg))
 
 
@@ -94,10 +106,11 @@ class ClipFeatures:
 
 def extract_clip(data: bytes, cfg: PreprocessConfig = DEFAULT_CONFIG) -> ClipFeatures:
     """The training view of a clip: the main face (on screen longest) cropped on every frame."""
-    n_frames, keyframe_faces = scan_faces(data, cfg)
+    scan = scan_faces(data, cfg)
+    n_frames = scan.n_frames
     _check_length(n_frames, cfg)
-    audio = read_audio(data, n_frames, cfg)
-    tracks = build_tracks(keyframe_faces, n_frames, cfg)
+    audio = read_audio(data, scan, cfg)
+    tracks = build_tracks(scan.keyframe_faces, n_frames, cfg)
     crops = None
     if tracks:
         plan = CropPlan(np.arange(n_frames), mouth_boxes(tracks[0].held_boxes(n_frames), cfg))
@@ -152,10 +165,6 @@ class PreparedVideo:
     n_frames: int
     sampled: bool  # windows were sampled (the video is longer than the cost cap)
 
-    @property
-    def duration_s(self) -> float:
-        return self.n_frames / DEFAULT_CONFIG.fps
-
     def info(self, cfg: PreprocessConfig = DEFAULT_CONFIG) -> dict:
         """What the decision needs besides the scores: the faces and the video's length (JSON-able)."""
         return {
@@ -196,10 +205,11 @@ def _crop_plan(track: FaceTrack, starts: np.ndarray, n_frames: int, cfg: Preproc
 
 def preprocess_video(data: bytes, cfg: PreprocessConfig = DEFAULT_CONFIG) -> PreparedVideo:
     """What the server runs on an upload: faces tracked, windows chosen, mouths cropped, pairs planned."""
-    n_frames, keyframe_faces = scan_faces(data, cfg)
+    scan = scan_faces(data, cfg)
+    n_frames = scan.n_frames
     _check_length(n_frames, cfg)
-    audio = read_audio(data, n_frames, cfg)
-    tracks = tuple(build_tracks(keyframe_faces, n_frames, cfg))
+    audio = read_audio(data, scan, cfg)
+    tracks = tuple(build_tracks(scan.keyframe_faces, n_frames, cfg))
     on_screen = [face_windows(t, cfg) for t in tracks]
     starts = [sample_windows(s, speech_fraction(audio.speech, s, cfg), cfg) for s in on_screen]
     plans = [_crop_plan(t, s, n_frames, cfg) for t, s in zip(tracks, starts, strict=True)]

@@ -10,6 +10,7 @@ import pytest
 from avsync.media import encode_mp4
 from preprocessing import DEFAULT_CONFIG, MediaError
 from preprocessing.decode import decode_audio, first_frame_time, iter_timeline_frames, to_gray, to_rgb
+from preprocessing.pipeline import scan_faces
 
 SR = DEFAULT_CONFIG.sample_rate
 FPS = DEFAULT_CONFIG.fps
@@ -137,3 +138,10 @@ def test_video_without_audio_track_is_a_media_error() -> None:
     data = encode_mp4(np.zeros((30, 64, 64, 3), np.uint8), 25, None, SR)
     with pytest.raises(MediaError, match="no audio track"):
         decode_audio(data, DEFAULT_CONFIG, 0.0, 1000)
+
+
+@pytest.mark.parametrize("name", ["video_starts_late", "audio_starts_late", "vfr"])
+def test_the_face_scan_finds_the_same_origin_the_audio_is_placed_on(name: str) -> None:
+    """The pipeline takes the audio's origin from its first video pass instead of decoding the first frame again."""
+    data, _, _ = flash_and_beep(**CLIPS[name])
+    assert scan_faces(data, DEFAULT_CONFIG).origin_s == pytest.approx(first_frame_time(data), abs=1e-9)
