@@ -1,14 +1,15 @@
-# Sync-Defense: `make demo` serves the CPU profile and classifies the bundled video; `make test` runs everything.
+# Sync-Defense: `make demo` serves the CPU profile and classifies the bundled video; `make test` runs everything,
+# `make test-fast` the unit tests only (no tritonserver).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 ONNX := build/onnx
-REPO := build/model_repository/cpu
+REPO := model_repository
 SAMPLE := samples/talking_head.mp4
-MODEL_SOURCES := $(wildcard checkpoints/*.pt avsync/*.py export/*.py preprocessing/*.py)
+MODEL_SOURCES := $(wildcard checkpoints/*.pt sync_defense/model/*.py export/*.py preprocessing/*.py)
 
-.PHONY: venv repository up down demo test perf lint train evaluate
+.PHONY: venv repository up down demo test test-fast perf lint train evaluate
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,42 +25,46 @@ $(BIN)/.installed: pyproject.toml
 venv: $(BIN)/.installed
 
 $(ONNX)/.exported: $(BIN)/.installed $(MODEL_SOURCES)
-	$(BIN)/python -m export.onnx_export --out $(ONNX)
+	$(BIN)/python -m sync_defense.export.onnx_export --out $(ONNX)
 	touch $@
 
+# The committed model_repository/ is the served CPU repository: this adds its graphs and calibration (git-ignored).
 repository: $(ONNX)/.exported
-	$(BIN)/python -m export.model_repository --profile cpu --onnx $(ONNX) --out $(REPO)
+	$(BIN)/python -m sync_defense.export.model_repository --profile cpu --onnx $(ONNX) --out $(REPO)
 
 up: repository
-	$(BIN)/python -m serving.local_triton up --repository $(REPO)
+	$(BIN)/python -m devtools.local_triton up --repository $(REPO)
 
 down: venv
-	$(BIN)/python -m serving.local_triton down
+	$(BIN)/python -m devtools.local_triton down
 
 demo: repository
-	$(BIN)/python -m serving.local_triton up --repository $(REPO)
-	$(BIN)/syncdefense detect --json $(SAMPLE); status=$$?; $(BIN)/python -m serving.local_triton down; exit $$status
+	$(BIN)/python -m devtools.local_triton up --repository $(REPO)
+	$(BIN)/syncdefense detect --json $(SAMPLE); status=$$?; $(BIN)/python -m devtools.local_triton down; exit $$status
 
 test: venv
 	$(BIN)/python -m pytest
 
+test-fast: venv
+	$(BIN)/python -m pytest -m "not server"
+
 perf: repository
-	$(BIN)/python -m serving.local_triton up --repository $(REPO)
+	$(BIN)/python -m devtools.local_triton up --repository $(REPO)
 	$(BIN)/python -m benchmarks.perf_analyzer --video $(SAMPLE) --concurrency 1 2 4; status=$$?; \
-	  $(BIN)/python -m serving.local_triton down; exit $$status
+	  $(BIN)/python -m devtools.local_triton down; exit $$status
 
 lint: venv
 	$(BIN)/ruff check .
 
 # Retrain the committed checkpoint from scratch: corpus (deterministic), training, held-out report.
 train: venv
-	$(BIN)/python -m avsync.corpus.generate --out build/corpus --train 640 --val 160 --workers 2
-	$(BIN)/python -m avsync.train --config configs/tiny.json
-	$(BIN)/python -m avsync.evaluate --out build/eval
-	$(BIN)/python -m avsync.calibrate --out checkpoints/calibration.json
+	$(BIN)/python -m sync_defense.synthetic.corpus.generate --out build/corpus --train 640 --val 160 --workers 2
+	$(BIN)/python -m sync_defense.training.train --config configs/tiny.json
+	$(BIN)/python -m sync_defense.training.evaluate --out build/eval
+	$(BIN)/python -m sync_defense.training.calibrate --out checkpoints/calibration.json
 
 # The held-out report in PyTorch and through the served ensemble.
 evaluate: repository
-	$(BIN)/python -m serving.local_triton up --repository $(REPO)
-	$(BIN)/python -m avsync.evaluate --out build/eval --triton 127.0.0.1:8001; status=$$?; \
-	  $(BIN)/python -m serving.local_triton down; exit $$status
+	$(BIN)/python -m devtools.local_triton up --repository $(REPO)
+	$(BIN)/python -m sync_defense.training.evaluate --out build/eval --triton 127.0.0.1:8001; status=$$?; \
+	  $(BIN)/python -m devtools.local_triton down; exit $$status

@@ -17,7 +17,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from avsync import scenes
+from sync_defense.synthetic import scenes
 
 from .memory import PeakMemory
 

@@ -21,6 +21,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from sync_defense import contract as c
+
 
 def write_input_data(video: Path, out: Path) -> Path:
     """perf_analyzer ``--input-data`` JSON holding one real video.
@@ -30,7 +32,7 @@ def write_input_data(video: Path, out: Path) -> Path:
     """
     data = video.read_bytes()
     tensor = struct.pack("<I", len(data)) + data
-    payload = {"data": [{"VIDEO": {"b64": base64.b64encode(tensor).decode()}}]}
+    payload = {"data": [{c.VIDEO: {"b64": base64.b64encode(tensor).decode()}}]}
     out.write_text(json.dumps(payload))
     return out
 
@@ -43,9 +45,6 @@ def perf_analyzer_environment() -> dict[str, str]:
     env = dict(os.environ)
     env["LD_LIBRARY_PATH"] = ":".join(p for p in (str(lib), env.get("LD_LIBRARY_PATH")) if p)
     return env
-
-
-BLS_COMPOSING_MODELS = ("visual_encoder", "audio_encoder", "fusion_classifier")
 
 
 @dataclass(frozen=True)
@@ -68,9 +67,9 @@ def run_perf_analyzer(
     data = write_input_data(video, workdir / "perf_input.json")
     csv_path = workdir / "perf.csv"
     command = [
-        exe, "-m", "sync_defense", "-u", url, "-i", "grpc", "--input-data", str(data),
+        exe, "-m", c.ENSEMBLE, "-u", url, "-i", "grpc", "--input-data", str(data),
         # The graphs are called by the score step (BLS): name them so their statistics are reported too.
-        "--bls-composing-models", ",".join(BLS_COMPOSING_MODELS),
+        "--bls-composing-models", ",".join(c.GRAPHS),
         "--concurrency-range", str(concurrency), "--measurement-mode", "count_windows",
         "--measurement-request-count", str(requests_per_window), "--max-trials", str(max_trials),
         "--stability-percentage", "100", "--percentile", "99", "-f", str(csv_path), "--verbose-csv",

@@ -15,17 +15,18 @@ from dataclasses import asdict, dataclass, replace
 
 import cv2
 import numpy as np
+from sync_defense.preprocessing import DEFAULT_CONFIG, PreprocessConfig
+from sync_defense.preprocessing.faces import build_tracks
+from sync_defense.preprocessing.mouth import mouth_boxes
+from sync_defense.preprocessing.pipeline import scan_faces
 
-from avsync import scenes
-from avsync.corpus.faces import face_bank
-from avsync.corpus.render import head_pose
-from preprocessing import DEFAULT_CONFIG, PreprocessConfig
-from preprocessing.faces import build_tracks
-from preprocessing.mouth import mouth_boxes
-from preprocessing.pipeline import scan_faces
+from sync_defense.synthetic import scenes
+from sync_defense.synthetic.corpus.faces import face_bank
+from sync_defense.synthetic.corpus.render import head_pose
 
 TILE = (320, 240)
-UNSMOOTHED = replace(DEFAULT_CONFIG, box_median_keyframes=1, box_smooth_frames=1, box_size_smooth_frames=1)
+UNSMOOTHED = replace(DEFAULT_CONFIG, faces=replace(DEFAULT_CONFIG.faces, box_median_keyframes=1, box_smooth_frames=1,
+                                                  box_size_smooth_frames=1))
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ def true_mouth_centres(n: int, face: str = "grace_hopper") -> np.ndarray:
     scale = scenes.FACE_WIDTH_FRAC * TILE[0] / w
     target = np.array([TILE[0] * scenes.FACE_CENTRE_FRAC[0], TILE[1] * scenes.FACE_CENTRE_FRAC[1]])
     point = np.array([[[x + 0.5 * w, y + 0.78 * h]]])
-    return np.stack([cv2.transform(point, head_pose(photo, scenes.SWAY, k / DEFAULT_CONFIG.fps, scale, target))[0, 0]
+    return np.stack([cv2.transform(point, head_pose(photo, scenes.SWAY, k / DEFAULT_CONFIG.timeline.fps, scale, target))[0, 0]
                      for k in range(n)])
 
 

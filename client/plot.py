@@ -1,6 +1,6 @@
 """Per-window timeline of one detection (``syncdefense detect --plot out.png``).
 
-matplotlib is imported inside the functions so that ``import client`` works without it, and the figure is drawn on an
+matplotlib is imported inside the functions so that ``import sync_defense.client`` works without it, and the figure is drawn on an
 Agg canvas without pyplot: nothing is registered globally, so a long-running CLI leaks no figures and never opens a window.
 """
 
@@ -14,9 +14,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-# Windows with less speech than this leave the decision (PreprocessConfig.min_speech_fraction on the server);
-# the server's ``thresholds["speech"]`` wins when it sends one.
-MIN_SPEECH = 0.3
 # No red: red is kept for the fake segments.
 TRACK_COLORS = ("tab:blue", "tab:green", "tab:purple", "tab:olive", "tab:cyan", "tab:gray")
 SEGMENT_COLOR = "tab:red"
@@ -96,8 +93,9 @@ def _duration(result: dict) -> float:
 
 
 def _min_speech(result: dict) -> float:
+    """The server's speech threshold: windows with less speech did not vote (all vote when it sent none)."""
     speech = (result.get("thresholds") or {}).get("speech")
-    return speech if _is_number(speech) else MIN_SPEECH
+    return speech if _is_number(speech) else 0.0
 
 
 def _draw_windows(ax: Axes, windows: list[dict], faces: list[dict], min_speech: float) -> None:

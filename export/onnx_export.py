@@ -1,6 +1,6 @@
 """Checkpoint -> three ONNX graphs (weights inside, dynamic batch axis), checked against PyTorch.
 
-    python -m export.onnx_export --checkpoint checkpoints/tiny.pt --out build/onnx
+    python -m sync_defense.export.onnx_export --checkpoint checkpoints/tiny.pt --out build/onnx
 """
 
 from __future__ import annotations
@@ -10,29 +10,24 @@ import logging
 from pathlib import Path
 
 import torch
+from sync_defense.preprocessing import DEFAULT_CONFIG, preprocess_video
 from torch import nn
 
-from avsync.checkpoint import DEFAULT_CHECKPOINT, served_model
-from avsync.model import SyncDetector
-from preprocessing import DEFAULT_CONFIG, preprocess_video
+from sync_defense.contract import MAX_BATCH, ModelSpec, graph_specs
+from sync_defense.model.checkpoint import DEFAULT_CHECKPOINT, served_model
+from sync_defense.model.network import SyncDetector, graph_modules
 
-from .graphs import GraphSpec, graph_specs
-from .parity import check_parity
+from .parity import check_parity, random_inputs
 
 LOG = logging.getLogger(__name__)
 OPSET = 18
 SAMPLE_VIDEO = Path(__file__).resolve().parent.parent / "samples" / "talking_head.mp4"
 
 
-def graph_modules(model: SyncDetector) -> dict[str, nn.Module]:
-    """The PyTorch module behind each exported graph."""
-    return {"visual_encoder": model.visual, "audio_encoder": model.audio, "fusion_classifier": model.fusion}
-
-
-def export_graph(module: nn.Module, spec: GraphSpec, path: Path, max_batch: int) -> None:
+def export_graph(module: nn.Module, spec: ModelSpec, path: Path, max_batch: int) -> None:
     """One ONNX file with every weight inside it and a batch axis of 1..max_batch."""
     batch = torch.export.Dim("batch", min=1, max=max_batch)
-    example = tuple(torch.from_numpy(a) for a in spec.random_inputs(2).values())
+    example = tuple(torch.from_numpy(a) for a in random_inputs(spec, 2).values())
     program = torch.onnx.export(
         module.eval(), example, dynamo=True, external_data=False, opset_version=OPSET,
         input_names=[t.name for t in spec.inputs], output_names=[t.name for t in spec.outputs],
@@ -42,9 +37,9 @@ def export_graph(module: nn.Module, spec: GraphSpec, path: Path, max_batch: int)
     program.save(str(path))
 
 
-def export_all(model: SyncDetector, out: Path, max_batch: int = DEFAULT_CONFIG.max_batch) -> dict[str, Path]:
+def export_all(model: SyncDetector, out: Path, max_batch: int = MAX_BATCH) -> dict[str, Path]:
     """Export the three graphs to ``out/<name>.onnx`` and return their paths."""
-    specs = graph_specs(model.config, DEFAULT_CONFIG)
+    specs = graph_specs(DEFAULT_CONFIG, model.config.d_model)
     paths = {}
     for name, module in graph_modules(model).items():
         paths[name] = out / f"{name}.onnx"

@@ -8,9 +8,21 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import torch
+from sync_defense.preprocessing.config import DEFAULT_CONFIG
 
-from avsync.model import SyncDetector
-from preprocessing.config import DEFAULT_CONFIG
+from sync_defense.contract import (
+    AUDIO_ENCODER,
+    AUDIO_TOKENS,
+    FUSION_CLASSIFIER,
+    MAX_BATCH,
+    MELS,
+    MOUTHS,
+    VISUAL_ENCODER,
+    VISUAL_TOKENS,
+    ModelSpec,
+    graph_specs,
+)
+from sync_defense.model.network import SyncDetector, graph_modules
 
 TOLERANCE = 1e-4
 
@@ -31,6 +43,12 @@ class ParityReport:
         return f"{self.graph:18s} {self.inputs:8s} batch {self.batch:3d}  max |onnx - torch| = {self.max_abs_diff:.2e}  {verdict}"
 
 
+def random_inputs(spec: ModelSpec, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Standard-normal inputs of every tensor of a graph, ``batch`` rows."""
+    rng = np.random.default_rng(seed)
+    return {t.name: rng.standard_normal((batch, *t.dims)).astype(t.numpy_dtype) for t in spec.inputs}
+
+
 def session(path: Path) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
@@ -48,25 +66,22 @@ def check_parity(model: SyncDetector, paths: dict[str, Path], real: tuple[np.nda
     ``real`` is ``(mouths, mels)`` from ``preprocess_video``; the fusion graph then sees the real
     encoder tokens.
     """
-    from .graphs import graph_specs
-    from .onnx_export import graph_modules
-
     modules = graph_modules(model)
-    specs = graph_specs(model.config, DEFAULT_CONFIG)
+    specs = graph_specs(DEFAULT_CONFIG, model.config.d_model)
     sessions = {name: session(p) for name, p in paths.items()}
     reports = [
-        _compare(name, "random", modules[name], sessions[name], specs[name].random_inputs(batch))
+        _compare(name, "random", modules[name], sessions[name], random_inputs(specs[name], batch))
         for name in paths
-        for batch in (1, DEFAULT_CONFIG.max_batch)
+        for batch in (1, MAX_BATCH)
     ]
     if real is not None:
         mouths, mels = real
         with torch.no_grad():
             tokens = (model.visual(torch.from_numpy(mouths)).numpy(), model.audio(torch.from_numpy(mels)).numpy())
         feeds = {
-            "visual_encoder": {"MOUTHS": mouths},
-            "audio_encoder": {"MELS": mels},
-            "fusion_classifier": {"VISUAL_TOKENS": tokens[0], "AUDIO_TOKENS": tokens[1]},
+            VISUAL_ENCODER: {MOUTHS: mouths},
+            AUDIO_ENCODER: {MELS: mels},
+            FUSION_CLASSIFIER: {VISUAL_TOKENS: tokens[0], AUDIO_TOKENS: tokens[1]},
         }
         reports += [_compare(name, "real", modules[name], sessions[name], feeds[name]) for name in paths]
     return reports

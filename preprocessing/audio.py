@@ -13,7 +13,7 @@ from .config import PreprocessConfig
 @lru_cache(maxsize=4)
 def _mel_basis(cfg: PreprocessConfig) -> np.ndarray:
     return librosa.filters.mel(
-        sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax
+        sr=cfg.audio.sample_rate, n_fft=cfg.audio.n_fft, n_mels=cfg.audio.n_mels, fmin=cfg.audio.fmin, fmax=cfg.audio.fmax
     ).astype(np.float32)
 
 
@@ -24,11 +24,11 @@ def log_mel(audio: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     audio is an exact slice of one spectrogram computed once for the whole clip.
     """
     spec = librosa.stft(
-        audio.astype(np.float32), n_fft=cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length,
+        audio.astype(np.float32), n_fft=cfg.audio.n_fft, hop_length=cfg.audio.hop_length, win_length=cfg.audio.win_length,
         window="hann", center=True, pad_mode="constant",
     )
     mel = _mel_basis(cfg) @ (np.abs(spec) ** 2)
-    return ((np.log(mel + cfg.log_floor) - cfg.mel_mean) / cfg.mel_std).astype(np.float32)
+    return ((np.log(mel + cfg.audio.log_floor) - cfg.audio.mel_mean) / cfg.audio.mel_std).astype(np.float32)
 
 
 def frame_loudness_dbfs(audio: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:

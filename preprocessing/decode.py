@@ -68,20 +68,20 @@ def iter_timeline_frames(data: bytes, cfg: PreprocessConfig) -> Iterator[tuple[i
     k = 0
     previous: tuple[float, av.VideoFrame] | None = None
     origin = 0.0
-    frame_step = 1.0 / cfg.fps  # the nominal interval, for a video of a single frame
+    frame_step = 1.0 / cfg.timeline.fps  # the nominal interval, for a video of a single frame
     for time_s, frame in _timed_frames(data):
         if previous is None:
             origin = time_s
         else:
             frame_step = time_s - previous[0]
-            while k / cfg.fps < time_s - origin - _EPS_S:
+            while k / cfg.timeline.fps < time_s - origin - _EPS_S:
                 yield k, previous[1]
                 k += 1
         previous = (time_s, frame)
     if previous is None:
         raise MediaError("the video stream has no decodable frames")
     end = previous[0] - origin + frame_step  # the last frame stays on screen for one interval
-    while k / cfg.fps < end - _EPS_S:
+    while k / cfg.timeline.fps < end - _EPS_S:
         yield k, previous[1]
         k += 1
 
@@ -113,7 +113,7 @@ def to_gray(frame: av.VideoFrame, max_width: int) -> tuple[np.ndarray, float]:
 
 
 def decode_audio(data: bytes, cfg: PreprocessConfig, origin_s: float, n_samples: int) -> np.ndarray:
-    """Mono float32 audio at ``cfg.sample_rate``; sample 0 is at ``origin_s`` (the first video frame).
+    """Mono float32 audio at ``cfg.audio.sample_rate``; sample 0 is at ``origin_s`` (the first video frame).
 
     Audio that starts late is preceded by silence; audio before the first frame or after the last
     one has no picture to be in sync with and is not returned. Exactly ``n_samples`` come back.
@@ -124,7 +124,7 @@ def decode_audio(data: bytes, cfg: PreprocessConfig, origin_s: float, n_samples:
         if not container.streams.audio:
             raise MediaError("the upload has no audio track: lip-sync needs speech")
         stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=cfg.sample_rate)
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=cfg.audio.sample_rate)
         try:
             for frame in container.decode(stream):
                 if start_s is None and frame.time is not None:
@@ -138,7 +138,7 @@ def decode_audio(data: bytes, cfg: PreprocessConfig, origin_s: float, n_samples:
     if not chunks:
         raise MediaError("the audio track has no decodable samples")
     audio = np.concatenate(chunks).astype(np.float32)
-    shift = int(round(((start_s or 0.0) - origin_s) * cfg.sample_rate))
+    shift = int(round(((start_s or 0.0) - origin_s) * cfg.audio.sample_rate))
     if shift > 0:
         audio = np.concatenate([np.zeros(shift, np.float32), audio])
     else:

@@ -31,7 +31,7 @@ def load_detector() -> cv2.CascadeClassifier:
 
 def detect_faces(gray_small: np.ndarray, scale: float, cfg: PreprocessConfig) -> list[Box]:
     """Faces in a downscaled grey frame, largest first, as boxes in full-frame pixels."""
-    min_side = max(20, int(cfg.face_min_size_frac * gray_small.shape[1]))
+    min_side = max(20, int(cfg.faces.min_size_frac * gray_small.shape[1]))
     found = load_detector().detectMultiScale(
         cv2.equalizeHist(gray_small), scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side)
     )
@@ -76,8 +76,8 @@ def _associate(keyframe_faces: dict[int, list[Box]], cfg: PreprocessConfig) -> l
     closed: list[dict[int, Box]] = []
     open_: list[dict[int, Box]] = []
     for k in sorted(keyframe_faces):
-        closed += [t for t in open_ if k - max(t) > cfg.track_max_gap_frames]
-        open_ = [t for t in open_ if k - max(t) <= cfg.track_max_gap_frames]
+        closed += [t for t in open_ if k - max(t) > cfg.faces.track_max_gap_frames]
+        open_ = [t for t in open_ if k - max(t) <= cfg.faces.track_max_gap_frames]
         pairs = sorted(
             ((iou(t[max(t)], box), i, j) for i, t in enumerate(open_) for j, box in enumerate(keyframe_faces[k])),
             reverse=True,
@@ -85,7 +85,7 @@ def _associate(keyframe_faces: dict[int, list[Box]], cfg: PreprocessConfig) -> l
         used_tracks: set[int] = set()
         used_boxes: set[int] = set()
         for overlap, i, j in pairs:
-            if overlap < cfg.track_min_iou:
+            if overlap < cfg.faces.track_min_iou:
                 break
             if i not in used_tracks and j not in used_boxes:
                 open_[i][k] = keyframe_faces[k][j]
@@ -111,12 +111,12 @@ def _interpolated(detections: dict[int, Box], n_frames: int, cfg: PreprocessConf
     which changes slowly and is where the detector is noisiest, over ``box_size_smooth_frames``.
     """
     keys = np.array(sorted(detections))
-    values = running_median(np.stack([detections[k] for k in keys]), cfg.box_median_keyframes)
-    first, last = int(keys[0]), min(n_frames - 1, int(keys[-1]) + cfg.face_detect_every - 1)
+    values = running_median(np.stack([detections[k] for k in keys]), cfg.faces.box_median_keyframes)
+    first, last = int(keys[0]), min(n_frames - 1, int(keys[-1]) + cfg.faces.detect_every - 1)
     frames = np.arange(first, last + 1)
     x, y, w, h = (np.interp(frames, keys, values[:, i]) for i in range(4))
-    centre = smooth_boxes(np.stack([x + w / 2, y + h / 2], axis=1), cfg.box_smooth_frames)
-    size = smooth_boxes(np.stack([w, h], axis=1), cfg.box_size_smooth_frames)
+    centre = smooth_boxes(np.stack([x + w / 2, y + h / 2], axis=1), cfg.faces.box_smooth_frames)
+    size = smooth_boxes(np.stack([w, h], axis=1), cfg.faces.box_size_smooth_frames)
     return first, np.concatenate([centre - size / 2, size], axis=1)
 
 
@@ -127,11 +127,11 @@ def build_tracks(keyframe_faces: dict[int, list[Box]], n_frames: int, cfg: Prepr
     ``track_min_seconds`` are dropped: a detector false positive rarely repeats in the same place
     for long, a real face does (SyncNet's pipeline drops short tracks for the same reason).
     """
-    found = [t for t in _associate(keyframe_faces, cfg) if len(t) >= cfg.track_min_detections]
+    found = [t for t in _associate(keyframe_faces, cfg) if len(t) >= cfg.faces.track_min_detections]
     spans = [(t, *_interpolated(t, n_frames, cfg)) for t in found]
-    spans = [(t, first, boxes) for t, first, boxes in spans if len(boxes) >= cfg.track_min_seconds * cfg.fps]
+    spans = [(t, first, boxes) for t, first, boxes in spans if len(boxes) >= cfg.faces.track_min_seconds * cfg.timeline.fps]
     spans.sort(key=lambda s: (-len(s[2]), s[1]))
-    return [FaceTrack(i, first, boxes, len(t)) for i, (t, first, boxes) in enumerate(spans[: cfg.max_faces])]
+    return [FaceTrack(i, first, boxes, len(t)) for i, (t, first, boxes) in enumerate(spans[: cfg.faces.max_faces])]
 
 
 def smooth_boxes(track: np.ndarray, width: int) -> np.ndarray:

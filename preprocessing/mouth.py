@@ -15,7 +15,7 @@ def mouth_boxes(face_track: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     resolution or distance from the camera.
     """
     x, y, w, h = face_track.T
-    return np.stack([x + 0.5 * w, y + cfg.mouth_center_y * h, cfg.mouth_size * w], axis=1)
+    return np.stack([x + 0.5 * w, y + cfg.mouth.center_y * h, cfg.mouth.size * w], axis=1)
 
 
 def crop_mouth(frame_rgb: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:

@@ -8,7 +8,6 @@ The first pass also gives the timeline's origin, on which the audio (decoded onc
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import av
@@ -40,8 +39,8 @@ def scan_faces(data: bytes, cfg: PreprocessConfig) -> VideoScan:
         n_frames = k + 1
         if k == 0:
             origin_s = frame.time
-        if k % cfg.face_detect_every == 0:
-            gray, scale = to_gray(frame, cfg.face_detect_width)
+        if k % cfg.faces.detect_every == 0:
+            gray, scale = to_gray(frame, cfg.faces.detect_width)
             found[k] = detect_faces(gray, scale, cfg)
     return VideoScan(n_frames, origin_s, {k: faces for k, faces in found.items() if faces})
 
@@ -59,7 +58,7 @@ def _crop_mouths(data: bytes, plans: list[CropPlan], n_frames: int, cfg: Preproc
     row_of = np.full((len(plans), n_frames), -1, dtype=np.int64)
     for i, plan in enumerate(plans):
         row_of[i, plan.frames] = np.arange(len(plan.frames))
-    crops = [np.zeros((len(p.frames), cfg.crop_size, cfg.crop_size, 3), np.uint8) for p in plans]
+    crops = [np.zeros((len(p.frames), cfg.mouth.crop_size, cfg.mouth.crop_size, 3), np.uint8) for p in plans]
     last: tuple[av.VideoFrame, np.ndarray] | None = None
     for k, frame in iter_timeline_frames(data, cfg):
         if k >= n_frames:
@@ -70,16 +69,16 @@ def _crop_mouths(data: bytes, plans: list[CropPlan], n_frames: int, cfg: Preproc
         if last is None or last[0] is not frame:  # held frames are converted once
             last = (frame, to_rgb(frame))
         for i in faces_here:
-            crops[i][row_of[i, k]] = crop_mouth(last[1], plans[i].boxes[row_of[i, k]], cfg.crop_size)
+            crops[i][row_of[i, k]] = crop_mouth(last[1], plans[i].boxes[row_of[i, k]], cfg.mouth.crop_size)
     return crops
 
 
 def _check_length(n_frames: int, cfg: PreprocessConfig) -> None:
-    duration_s = n_frames / cfg.fps
-    if n_frames < cfg.clip_frames:
-        raise MediaError(f"the video lasts {duration_s:.2f} s; at least {cfg.min_duration_s:.2f} s is needed")
-    if duration_s > cfg.max_duration_s:
-        raise MediaError(f"the video lasts {duration_s:.0f} s; this server takes at most {cfg.max_duration_s:.0f} s")
+    duration_s = n_frames / cfg.timeline.fps
+    if n_frames < cfg.timeline.clip_frames:
+        raise MediaError(f"the video lasts {duration_s:.2f} s; at least {cfg.limits.min_duration_s:.2f} s is needed")
+    if duration_s > cfg.limits.max_duration_s:
+        raise MediaError(f"the video lasts {duration_s:.0f} s; this server takes at most {cfg.limits.max_duration_s:.0f} s")
 
 
 @dataclass(frozen=True)
@@ -118,7 +117,7 @@ def extract_clip(data: bytes, cfg: PreprocessConfig = DEFAULT_CONFIG) -> ClipFea
     return ClipFeatures(crops, audio.mel, audio.speech, n_frames)
 
 
-# --- serving: every face, windows chosen within a cost cap, pairs to score -------------------------
+# --- serving: every face, windows chosen within a cost cap -----------------------------------------
 
 
 def face_windows(track: FaceTrack, cfg: PreprocessConfig) -> np.ndarray:
@@ -130,10 +129,10 @@ def face_windows(track: FaceTrack, cfg: PreprocessConfig) -> np.ndarray:
 def sample_windows(starts: np.ndarray, speech: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     """At most ``max_windows_per_face`` of ``starts`` (sorted), voiced windows first, each group
     spread evenly over the video: past the cap, cost stops growing with duration."""
-    cap = cfg.max_windows_per_face
+    cap = cfg.limits.max_windows_per_face
     if len(starts) <= cap:
         return starts
-    voiced = speech >= cfg.min_speech_fraction
+    voiced = speech >= cfg.speech.min_window_fraction
     chosen = []
     for group, room in ((np.flatnonzero(voiced), cap), (np.flatnonzero(~voiced), cap - min(cap, voiced.sum()))):
         if room > 0 and group.size:
@@ -141,17 +140,9 @@ def sample_windows(starts: np.ndarray, speech: np.ndarray, cfg: PreprocessConfig
     return np.sort(starts[np.concatenate(chosen)])
 
 
-def offset_shifts(start: int, n_frames: int, cfg: PreprocessConfig) -> np.ndarray:
-    """Audio shifts (frames, not 0) of the offset search that keep the shifted window inside the video."""
-    shifts = np.arange(-cfg.offset_max_frames, cfg.offset_max_frames + 1)
-    shifts = shifts[shifts != 0]
-    return shifts[(start + shifts >= 0) & (start + shifts <= n_frames - cfg.clip_frames)]
-
-
 @dataclass(frozen=True)
 class PreparedVideo:
-    """Everything the server scores for one upload: mouth windows of every face and the pairs
-    ``(mouth window, audio shift)`` to score (shift 0 for every window, and the offset search)."""
+    """Everything the server scores for one upload: the mouth windows of every face and the clip's audio."""
 
     crops: np.ndarray  # (N, T, S, S, 3) uint8 mouth windows of all faces
     window_track: np.ndarray  # (N,) int32 face track of each window
@@ -159,8 +150,6 @@ class PreparedVideo:
     window_speech: np.ndarray  # (N,) float32 share of voiced frames
     window_motion: np.ndarray  # (N,) float32 mouth movement (mouth.mouth_motion)
     mel: np.ndarray  # (F, 4 n + 1) float32 the whole clip's log-mel; audio windows are cut from it
-    pair_window: np.ndarray  # (K,) int32 row of ``crops``
-    pair_shift: np.ndarray  # (K,) int32 audio shift in frames (audio window starts at start + shift)
     tracks: tuple[FaceTrack, ...]
     n_frames: int
     sampled: bool  # windows were sampled (the video is longer than the cost cap)
@@ -168,11 +157,11 @@ class PreparedVideo:
     def info(self, cfg: PreprocessConfig = DEFAULT_CONFIG) -> dict:
         """What the decision needs besides the scores: the faces and the video's length (JSON-able)."""
         return {
-            "duration_s": round(self.n_frames / cfg.fps, 3),
+            "duration_s": round(self.n_frames / cfg.timeline.fps, 3),
             "sampled": self.sampled,
             "faces": [
                 {"track_id": t.track_id, "box": [round(float(v), 1) for v in np.median(t.boxes, axis=0)],
-                 "first_s": round(t.first / cfg.fps, 3), "last_s": round((t.last + 1) / cfg.fps, 3)}
+                 "first_s": round(t.first / cfg.timeline.fps, 3), "last_s": round((t.last + 1) / cfg.timeline.fps, 3)}
                 for t in self.tracks
             ],
         }
@@ -181,30 +170,14 @@ class PreparedVideo:
         """``(mouths, mels)``: every window's model inputs with the audio as uploaded (shift 0)."""
         return normalise_crops(self.crops, cfg), audio_windows(self.mel, self.window_start, cfg)
 
-    def info_json(self) -> str:
-        return json.dumps(self.info())
-
-
-def _plan_pairs(window_start: np.ndarray, window_track: np.ndarray, window_speech: np.ndarray, n_frames: int,
-                cfg: PreprocessConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Every window at shift 0, then each face's ``offset_windows`` most voiced windows at every shift."""
-    rows, shifts = [np.arange(len(window_start))], [np.zeros(len(window_start), np.int64)]
-    for track in np.unique(window_track):
-        mine = np.flatnonzero((window_track == track) & (window_speech >= cfg.min_speech_fraction))
-        for row in mine[np.argsort(-window_speech[mine], kind="stable")][: cfg.offset_windows]:
-            extra = offset_shifts(int(window_start[row]), n_frames, cfg)
-            rows.append(np.full(len(extra), row))
-            shifts.append(extra)
-    return np.concatenate(rows).astype(np.int32), np.concatenate(shifts).astype(np.int32)
-
 
 def _crop_plan(track: FaceTrack, starts: np.ndarray, n_frames: int, cfg: PreprocessConfig) -> CropPlan:
-    frames = np.unique((starts[:, None] + np.arange(cfg.clip_frames)).reshape(-1))
+    frames = np.unique((starts[:, None] + np.arange(cfg.timeline.clip_frames)).reshape(-1))
     return CropPlan(frames, mouth_boxes(track.held_boxes(n_frames)[frames], cfg))
 
 
 def preprocess_video(data: bytes, cfg: PreprocessConfig = DEFAULT_CONFIG) -> PreparedVideo:
-    """What the server runs on an upload: faces tracked, windows chosen, mouths cropped, pairs planned."""
+    """What the server runs on an upload: faces tracked, windows chosen, mouths cropped, audio featurised."""
     scan = scan_faces(data, cfg)
     n_frames = scan.n_frames
     _check_length(n_frames, cfg)
@@ -214,8 +187,8 @@ def preprocess_video(data: bytes, cfg: PreprocessConfig = DEFAULT_CONFIG) -> Pre
     starts = [sample_windows(s, speech_fraction(audio.speech, s, cfg), cfg) for s in on_screen]
     plans = [_crop_plan(t, s, n_frames, cfg) for t, s in zip(tracks, starts, strict=True)]
     crops = _crop_mouths(data, plans, n_frames, cfg)
-    in_window = np.arange(cfg.clip_frames)
-    windows = np.zeros((0, cfg.clip_frames, cfg.crop_size, cfg.crop_size, 3), np.uint8)
+    in_window = np.arange(cfg.timeline.clip_frames)
+    windows = np.zeros((0, cfg.timeline.clip_frames, cfg.mouth.crop_size, cfg.mouth.crop_size, 3), np.uint8)
     windows = np.concatenate([windows] + [
         face_crops[np.searchsorted(plan.frames, face_starts[:, None] + in_window)]
         for plan, face_crops, face_starts in zip(plans, crops, starts, strict=True)
@@ -223,12 +196,10 @@ def preprocess_video(data: bytes, cfg: PreprocessConfig = DEFAULT_CONFIG) -> Pre
     window_start = np.concatenate([np.zeros(0, np.int64), *starts]).astype(np.int32)
     window_track = np.concatenate([np.zeros(0, np.int64)] + [np.full(len(s), t.track_id) for t, s in zip(tracks, starts, strict=True)])
     window_track = window_track.astype(np.int32)
-    window_speech = speech_fraction(audio.speech, window_start, cfg)
-    pair_window, pair_shift = _plan_pairs(window_start, window_track, window_speech, n_frames, cfg)
     return PreparedVideo(
-        crops=windows, window_track=window_track, window_start=window_start, window_speech=window_speech,
-        window_motion=mouth_motion(windows), mel=audio.mel, pair_window=pair_window, pair_shift=pair_shift,
-        tracks=tracks, n_frames=n_frames, sampled=any(len(s) > cfg.max_windows_per_face for s in on_screen),
+        crops=windows, window_track=window_track, window_start=window_start,
+        window_speech=speech_fraction(audio.speech, window_start, cfg), window_motion=mouth_motion(windows), mel=audio.mel,
+        tracks=tracks, n_frames=n_frames, sampled=any(len(s) > cfg.limits.max_windows_per_face for s in on_screen),
     )
 
 
@@ -236,6 +207,6 @@ def warm_up(cfg: PreprocessConfig = DEFAULT_CONFIG) -> None:
     """Load the face detector and the VAD and run the audio path once, so a first request is not slow."""
     load_detector()
     load_vad()
-    silence = np.zeros(cfg.sample_rate, np.float32)
+    silence = np.zeros(cfg.audio.sample_rate, np.float32)
     log_mel(silence, cfg)
     speech_frames(silence, cfg)

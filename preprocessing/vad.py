@@ -78,12 +78,12 @@ def _per_frame(values: np.ndarray, step: int, n_frames: int, cfg: PreprocessConf
 def webrtc_speech(audio: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     """webrtcvad's verdict per timeline frame: speech in any of its 10/20/30 ms frames that overlap the frame."""
     n_frames = audio.size // cfg.samples_per_frame
-    step = cfg.sample_rate * cfg.vad_webrtc_frame_ms // 1000
+    step = cfg.audio.sample_rate * cfg.speech.webrtc_frame_ms // 1000
     n_steps = -(-n_frames * cfg.samples_per_frame // step)
     pcm = (np.clip(_zero_padded(audio, n_steps * step), -1.0, 1.0) * 32767).astype("<i2").tobytes()
-    vad = webrtcvad.Vad(cfg.vad_webrtc_mode)
+    vad = webrtcvad.Vad(cfg.speech.webrtc_mode)
     size = 2 * step
-    flags = np.fromiter((vad.is_speech(pcm[i : i + size], cfg.sample_rate) for i in range(0, len(pcm), size)), bool, n_steps)
+    flags = np.fromiter((vad.is_speech(pcm[i : i + size], cfg.audio.sample_rate) for i in range(0, len(pcm), size)), bool, n_steps)
     return _per_frame(flags, step, n_frames, cfg)
 
 
@@ -105,8 +105,8 @@ def silero_chunk_probabilities(audio: np.ndarray) -> np.ndarray:
 
 def silero_speech_probability(audio: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     """silero-vad's highest speech probability over the chunks each timeline frame overlaps."""
-    if cfg.sample_rate != SILERO_RATE:
-        raise ValueError(f"the silero-vad model runs at {SILERO_RATE} Hz, not {cfg.sample_rate}")
+    if cfg.audio.sample_rate != SILERO_RATE:
+        raise ValueError(f"the silero-vad model runs at {SILERO_RATE} Hz, not {cfg.audio.sample_rate}")
     n_frames = audio.size // cfg.samples_per_frame
     chunks = silero_chunk_probabilities(audio[: n_frames * cfg.samples_per_frame])
     return _per_frame(chunks, SILERO_CHUNK, n_frames, cfg)
@@ -131,21 +131,21 @@ def _smooth(speech: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     burst is more often a click or a breath than speech a lip-sync window could be judged on.
     Silence before the first and after the last speech is never bridged.
     """
-    bridged = _flip_short_runs(speech, False, cfg.vad_max_pause_frames, keep_edge_runs=True)
-    return _flip_short_runs(bridged, True, cfg.vad_min_speech_frames - 1, keep_edge_runs=False)
+    bridged = _flip_short_runs(speech, False, cfg.speech.max_pause_frames, keep_edge_runs=True)
+    return _flip_short_runs(bridged, True, cfg.speech.min_speech_frames - 1, keep_edge_runs=False)
 
 
 def speech_frames(audio: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     """Speech flag per timeline frame (``len(audio) // samples_per_frame``): webrtcvad, silero-vad and RMS all agree.
 
-    ``audio`` is mono float32 at ``cfg.sample_rate`` in -1..1. Raw agreement is then smoothed (``_smooth``).
+    ``audio`` is mono float32 at ``cfg.audio.sample_rate`` in -1..1. Raw agreement is then smoothed (``_smooth``).
     """
     n_frames = audio.size // cfg.samples_per_frame
     if n_frames == 0:
         return np.zeros(0, bool)
     raw = (
         webrtc_speech(audio, cfg)
-        & (silero_speech_probability(audio, cfg) > cfg.vad_silero_threshold)
-        & (frame_loudness_dbfs(audio, cfg) > cfg.speech_rms_dbfs)
+        & (silero_speech_probability(audio, cfg) > cfg.speech.silero_threshold)
+        & (frame_loudness_dbfs(audio, cfg) > cfg.speech.rms_dbfs)
     )
     return _smooth(raw, cfg)

@@ -13,10 +13,10 @@ def window_starts(n_frames: int, cfg: PreprocessConfig) -> np.ndarray:
     Windows start every ``window_stride_frames``; when the stride leaves a tail, one more window
     is aligned to the end so that every frame of the video is inside a window.
     """
-    if n_frames < cfg.clip_frames:
+    if n_frames < cfg.timeline.clip_frames:
         return np.zeros(0, dtype=np.int64)
-    last = n_frames - cfg.clip_frames
-    starts = list(range(0, last + 1, cfg.window_stride_frames))
+    last = n_frames - cfg.timeline.clip_frames
+    starts = list(range(0, last + 1, cfg.timeline.window_stride_frames))
     if starts[-1] != last:
         starts.append(last)
     return np.asarray(starts, dtype=np.int64)
@@ -25,7 +25,7 @@ def window_starts(n_frames: int, cfg: PreprocessConfig) -> np.ndarray:
 def normalise_crops(crops: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     """uint8 ``(..., T, H, W, 3)`` crops to the float32 ``(..., 3, T, H, W)`` layout the visual encoder reads."""
     pixels = crops.astype(np.float32) / 255.0
-    return np.moveaxis((pixels - cfg.pixel_mean) / cfg.pixel_std, -1, -4)
+    return np.moveaxis((pixels - cfg.mouth.pixel_mean) / cfg.mouth.pixel_std, -1, -4)
 
 
 def audio_windows(mel: np.ndarray, starts: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
@@ -36,9 +36,4 @@ def audio_windows(mel: np.ndarray, starts: np.ndarray, cfg: PreprocessConfig) ->
 
 def speech_fraction(speech: np.ndarray, starts: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     """Share of each window's video frames that the VAD marked as speech."""
-    return np.array([speech[s : s + cfg.clip_frames].mean() for s in starts], dtype=np.float32).reshape(-1)
-
-
-def pair_audio_starts(window_start: np.ndarray, pair_window: np.ndarray, pair_shift: np.ndarray) -> np.ndarray:
-    """The audio window's first frame for each scored pair ``(mouth window, audio shift)``."""
-    return window_start[pair_window].astype(np.int64) + pair_shift
+    return np.array([speech[s : s + cfg.timeline.clip_frames].mean() for s in starts], dtype=np.float32).reshape(-1)

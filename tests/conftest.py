@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sync_defense.preprocessing import DEFAULT_CONFIG
 
-from avsync import scenes
-from avsync.checkpoint import served_model
-from preprocessing import DEFAULT_CONFIG
+from sync_defense.model.checkpoint import served_model
+from sync_defense.synthetic import scenes
 
-SR = DEFAULT_CONFIG.sample_rate
+SR = DEFAULT_CONFIG.audio.sample_rate
 
 
 @pytest.fixture(scope="session")
@@ -55,11 +55,18 @@ def model():
 
 @pytest.fixture(scope="session")
 def onnx_dir(model, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from export.onnx_export import export_all
+    from sync_defense.export.onnx_export import export_all
 
     out = tmp_path_factory.mktemp("onnx")
     export_all(model, out)
     return out
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that uses the real server is marked ``server`` (``make test-fast`` leaves them out)."""
+    for item in items:
+        if "triton" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.server)
 
 
 def free_port() -> int:
@@ -71,8 +78,9 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def triton(onnx_dir: Path, model, tmp_path_factory: pytest.TempPathFactory):
     """The real tritonserver serving the CPU profile built from this session's export."""
-    from export.model_repository import build_repository
-    from serving.local_triton import LocalTriton
+    from sync_defense.export.model_repository import build_repository
+
+    from devtools.local_triton import LocalTriton
 
     work = tmp_path_factory.mktemp("triton")
     repository = build_repository("cpu", model.config, onnx_dir, work / "model_repository")

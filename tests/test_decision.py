@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from avsync.calibrate import band_errors, fit_band
-from avsync.decision import DecisionConfig, ScoredVideo, analyse, estimate_offset, face_probability, fake_segments, verdict_of
+from sync_defense.contract import Answer
+from sync_defense.inference.decision import DecisionConfig, ScoredVideo, analyse, face_probability, fake_segments, verdict_of
+from sync_defense.inference.offsets import estimate_offset
+from sync_defense.training.calibrate import band_errors, fit_band
 
 CFG = DecisionConfig()
+
+
+def judge(video: ScoredVideo, info: dict) -> Answer:
+    return analyse(video, info, CFG)
 
 
 def scored(tracks: list[list[float]], speech: float = 1.0, motion: float = 5.0) -> tuple[ScoredVideo, dict]:
@@ -28,42 +35,42 @@ def scored(tracks: list[list[float]], speech: float = 1.0, motion: float = 5.0) 
 
 
 def test_no_face_and_no_speech() -> None:
-    assert analyse(*scored([]))["verdict"] == "no_face"
-    result = analyse(*scored([[0.9, 0.9]], speech=0.1))
-    assert result["verdict"] == "no_speech" and result["fake_probability"] is None and result["confidence"] == 0.0
+    assert judge(*scored([])).verdict == "no_face"
+    result = judge(*scored([[0.9, 0.9]], speech=0.1))
+    assert result.verdict == "no_speech" and result.fake_probability is None and result.confidence == 0.0
 
 
 def test_a_short_manipulated_stretch_is_not_averaged_away() -> None:
     p = [0.02] * 10 + [0.97, 0.95] + [0.02] * 10
     assert np.mean(p) < CFG.real_threshold
-    assert face_probability(np.array(p)) == pytest.approx(0.96)
-    assert analyse(*scored([p]))["verdict"] == "fake"
+    assert face_probability(np.array(p), CFG) == pytest.approx(0.96)
+    assert judge(*scored([p])).verdict == "fake"
 
 
 def test_one_stray_window_does_not_make_a_real_video_fake() -> None:
     p = [0.02] * 5 + [0.9] + [0.02] * 5
-    assert analyse(*scored([p]))["verdict"] == "real"
+    assert judge(*scored([p])).verdict == "real"
 
 
 def test_bands_and_confidence() -> None:
     middle = (CFG.real_threshold + CFG.fake_threshold) / 2
-    assert [verdict_of(p) for p in (0.1, middle, 0.99)] == ["real", "uncertain", "fake"]
-    result = analyse(*scored([[middle] * 3]))
-    assert result["verdict"] == "uncertain" and result["confidence"] == 0.0
-    assert analyse(*scored([[1.0, 1.0]]))["confidence"] == 1.0
+    assert [verdict_of(p, CFG) for p in (0.1, middle, 0.99)] == ["real", "uncertain", "fake"]
+    result = judge(*scored([[middle] * 3]))
+    assert result.verdict == "uncertain" and result.confidence == 0.0
+    assert judge(*scored([[1.0, 1.0]])).confidence == 1.0
 
 
 def test_the_out_of_sync_speaking_face_decides() -> None:
-    result = analyse(*scored([[0.02] * 6, [0.95] * 6]))
-    assert result["verdict"] == "fake" and result["deciding_track_id"] == 1
-    assert [f["fake_probability"] for f in result["faces"]] == [0.02, 0.95]
+    result = judge(*scored([[0.02] * 6, [0.95] * 6]))
+    assert result.verdict == "fake" and result.deciding_track_id == 1
+    assert [f.fake_probability for f in result.faces] == [0.02, 0.95]
 
 
 def test_a_listener_with_a_still_mouth_does_not_make_a_conversation_fake() -> None:
     video, info = scored([[0.02] * 6, [0.95] * 6])
     motion = np.where(video.window_track == 1, 0.1, 5.0).astype(np.float32)
-    result = analyse(ScoredVideo(**{**video.__dict__, "window_motion": motion}), info)
-    assert result["verdict"] == "real" and [f["speaking"] for f in result["faces"]] == [True, False]
+    result = judge(replace(video, window_motion=motion), info)
+    assert result.verdict == "real" and [f.speaking for f in result.faces] == [True, False]
 
 
 def test_segments_merge_touching_fake_windows() -> None:
@@ -77,17 +84,27 @@ def test_offset_is_the_shift_that_looks_most_in_sync() -> None:
     shifts = np.arange(-15, 16)
     rows = np.repeat([0, 1], len(shifts))
     p = np.tile(np.clip(np.abs(shifts - 6) / 5, 0.01, 0.99), 2)
-    video = ScoredVideo(np.zeros(2, int), np.array([100, 200]), np.ones(2), np.ones(2), rows, np.tile(shifts, 2), p)
-    offset = estimate_offset(video, np.array([0, 1]))
+    offset = estimate_offset(np.array([0, 1]), rows, np.tile(shifts, 2), p)
     assert offset.frames == 6 and offset.confidence > 0.5
-    assert estimate_offset(video, np.array([], int)) is None
+    assert estimate_offset(np.array([], int), rows, np.tile(shifts, 2), p) is None
 
 
-def test_served_thresholds_are_the_committed_calibration() -> None:
-    """Re-run ``python -m avsync.calibrate`` after retraining and copy its thresholds into DecisionConfig."""
-    calibration = json.loads((Path(__file__).resolve().parent.parent / "checkpoints" / "calibration.json").read_text())
-    assert (CFG.real_threshold, CFG.fake_threshold) == (calibration["real_threshold"], calibration["fake_threshold"])
-    assert CFG.segment_windows == calibration["rule"]["segment_windows"]
+def test_an_offset_on_the_edge_of_the_search_is_unknown() -> None:
+    """The best shift at +15 may stand for anything beyond: reported as unknown, not as +15."""
+    shifts = np.arange(-15, 16)
+    p = np.clip(np.abs(shifts - 20) / 10, 0.01, 0.99)
+    offset = estimate_offset(np.array([0]), np.zeros(len(shifts), int), shifts, p)
+    assert offset.frames is None and offset.curve[15] == pytest.approx(0.5)
+
+
+def test_served_thresholds_are_read_from_the_calibration(tmp_path: Path) -> None:
+    """The decision step serves what ``python -m sync_defense.training.calibrate`` wrote, nothing kept by hand."""
+    fitted = {"real_threshold": 0.31, "fake_threshold": 0.77, "rule": {"segment_windows": 3, "min_speech_fraction": 0.4}}
+    (tmp_path / "calibration.json").write_text(json.dumps(fitted))
+    cfg = DecisionConfig.from_calibration(tmp_path / "calibration.json")
+    assert (cfg.real_threshold, cfg.fake_threshold, cfg.segment_windows, cfg.min_speech_fraction) == (0.31, 0.77, 3, 0.4)
+    committed = DecisionConfig.from_calibration()
+    assert 0 < committed.real_threshold <= committed.fake_threshold < 1
 
 
 def test_band_fit_prefers_no_errors_then_few_uncertain() -> None:

@@ -6,14 +6,14 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from sync_defense.preprocessing import DEFAULT_CONFIG, MediaError
+from sync_defense.preprocessing.decode import decode_audio, first_frame_time, iter_timeline_frames, to_gray, to_rgb
+from sync_defense.preprocessing.pipeline import scan_faces
 
-from avsync.media import encode_mp4
-from preprocessing import DEFAULT_CONFIG, MediaError
-from preprocessing.decode import decode_audio, first_frame_time, iter_timeline_frames, to_gray, to_rgb
-from preprocessing.pipeline import scan_faces
+from sync_defense.synthetic.media import encode_mp4
 
-SR = DEFAULT_CONFIG.sample_rate
-FPS = DEFAULT_CONFIG.fps
+SR = DEFAULT_CONFIG.audio.sample_rate
+FPS = DEFAULT_CONFIG.timeline.fps
 NTSC = Fraction(30000, 1001)  # 29.97 as cameras write it, not a rounded float
 SOURCE_RATES = [24, 25, NTSC, 30, 50, 60]
 FLASH_S = 0.2  # longer than a timeline frame: a single 50 or 60 fps frame can fall between two samples

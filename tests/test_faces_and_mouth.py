@@ -6,20 +6,20 @@ from dataclasses import replace
 
 import cv2
 import numpy as np
+from sync_defense.preprocessing import DEFAULT_CONFIG
+from sync_defense.preprocessing.faces import build_tracks, detect_faces, iou, running_median, smooth_boxes
+from sync_defense.preprocessing.mouth import crop_mouth, mouth_boxes
 
-from avsync.corpus.faces import grace_hopper_photo
 from benchmarks.roi_jitter import UNSMOOTHED as UNSMOOTHED_TRACKS
 from benchmarks.roi_jitter import measure, swaying_clip
-from preprocessing import DEFAULT_CONFIG
-from preprocessing.faces import build_tracks, detect_faces, iou, running_median, smooth_boxes
-from preprocessing.mouth import crop_mouth, mouth_boxes
+from sync_defense.synthetic.corpus.faces import grace_hopper_photo
 
 
 def test_haar_finds_the_face_in_a_real_photo_on_a_downscaled_frame() -> None:
     photo = grace_hopper_photo()
     gray = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)
-    scale = photo.shape[1] / DEFAULT_CONFIG.face_detect_width
-    small = cv2.resize(gray, (DEFAULT_CONFIG.face_detect_width, int(photo.shape[0] / scale)))
+    scale = photo.shape[1] / DEFAULT_CONFIG.faces.detect_width
+    small = cv2.resize(gray, (DEFAULT_CONFIG.faces.detect_width, int(photo.shape[0] / scale)))
     full = detect_faces(gray, 1.0, DEFAULT_CONFIG)[0]
     downscaled = detect_faces(small, scale, DEFAULT_CONFIG)[0]
     # Same face, found at a fraction of the cost: centres within 5% of the face width.
@@ -36,14 +36,15 @@ def _box(x: float, y: float = 0.0, side: float = 100.0) -> np.ndarray:
     return np.array([x, y, side, side])
 
 
-UNSMOOTHED = replace(DEFAULT_CONFIG, box_median_keyframes=1, box_smooth_frames=1, box_size_smooth_frames=1, track_min_seconds=0.0)
+UNSMOOTHED = replace(DEFAULT_CONFIG, faces=replace(DEFAULT_CONFIG.faces, box_median_keyframes=1, box_smooth_frames=1,
+                                                  box_size_smooth_frames=1, track_min_seconds=0.0))
 
 
 def test_track_interpolates_between_detections_and_stays_one_interval_after_the_last() -> None:
     tracks = build_tracks({5: [_box(0)], 10: [_box(50)], 15: [_box(100)]}, 40, UNSMOOTHED)
     assert len(tracks) == 1
     track = tracks[0]
-    assert (track.first, track.last) == (5, 15 + UNSMOOTHED.face_detect_every - 1)
+    assert (track.first, track.last) == (5, 15 + UNSMOOTHED.faces.detect_every - 1)
     assert np.all(np.diff(track.boxes[:, 0]) >= 0) and track.boxes[5, 0] == 50.0  # frame 10
     held = track.held_boxes(40)
     assert held.shape == (40, 4) and held[0, 0] == 0.0 and held[-1, 0] == 100.0
@@ -68,13 +69,13 @@ def test_up_to_max_faces_longest_first_and_short_tracks_dropped() -> None:
         if k >= 30:
             keyframes[k] = keyframes[k][:5] + keyframes[k][6:]  # face 5 leaves at frame 30
     tracks = build_tracks(keyframes, 100, DEFAULT_CONFIG)
-    assert len(tracks) == DEFAULT_CONFIG.max_faces == 4
+    assert len(tracks) == DEFAULT_CONFIG.faces.max_faces == 4
     assert all(t.last - t.first + 1 == 100 for t in tracks)
     assert all(t.boxes[0, 0] < 2000 for t in tracks)
 
 
 def test_a_face_that_leaves_for_long_comes_back_as_a_new_track() -> None:
-    gap = DEFAULT_CONFIG.track_max_gap_frames
+    gap = DEFAULT_CONFIG.faces.track_max_gap_frames
     keyframes = {k: [_box(0)] for k in list(range(0, 60, 5)) + list(range(60 + gap + 10, 200, 5))}
     tracks = build_tracks(keyframes, 200, DEFAULT_CONFIG)
     assert len(tracks) == 2
@@ -122,7 +123,7 @@ def test_smoothing_removes_jitter_and_keeps_length() -> None:
 def test_mouth_box_sits_in_the_lower_face_and_scales_with_it() -> None:
     cx, cy, side = mouth_boxes(np.array([[100.0, 200.0, 80.0, 80.0]]), DEFAULT_CONFIG)[0]
     assert cx == 140.0 and 200 + 0.6 * 80 < cy < 200 + 80
-    assert side == DEFAULT_CONFIG.mouth_size * 80
+    assert side == DEFAULT_CONFIG.mouth.size * 80
 
 
 def test_crop_has_model_size_and_samples_the_right_place() -> None:

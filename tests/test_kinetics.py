@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from avsync.kinetics import kinetics_key, load_kinetics_weights
-from avsync.model import MODEL_CONFIGS, VisualEncoder
+from sync_defense.model.config import MODEL_CONFIGS
+from sync_defense.model.kinetics import kinetics_key, load_kinetics_weights
+from sync_defense.model.network import VisualEncoder
 
 
 def _bn(prefix: str, n: int) -> dict[str, tuple]:

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
+from sync_defense.preprocessing import DEFAULT_CONFIG as CFG
 
-from avsync.checkpoint import init_model, load_checkpoint, save_checkpoint
-from avsync.model import MODEL_CONFIGS, FusionClassifier, VisualEncoder
-from preprocessing import DEFAULT_CONFIG as CFG
+from sync_defense.model.checkpoint import init_model, load_checkpoint, save_checkpoint
+from sync_defense.model.config import MODEL_CONFIGS
+from sync_defense.model.network import FusionClassifier, VisualEncoder
 
-MOUTHS = (3, CFG.clip_frames, CFG.crop_size, CFG.crop_size)
-MELS = (1, CFG.n_mels, CFG.mel_frames)
+MOUTHS = (3, CFG.timeline.clip_frames, CFG.mouth.crop_size, CFG.mouth.crop_size)
+MELS = (1, CFG.audio.n_mels, CFG.mel_frames)
 
 
 @pytest.mark.parametrize("name", ["tiny", "base"])
@@ -24,7 +25,7 @@ def test_three_parts_have_the_served_shapes(name: str) -> None:
         visual = model.visual(torch.randn(2, *MOUTHS))
         audio = model.audio(torch.randn(2, *MELS))
         probability = model.fusion(visual, audio)
-    assert visual.shape == audio.shape == (2, CFG.clip_frames, d)
+    assert visual.shape == audio.shape == (2, CFG.timeline.clip_frames, d)
     assert probability.shape == (2, 1) and bool(((probability > 0) & (probability < 1)).all())
 
 
@@ -46,7 +47,7 @@ def test_visual_tokens_keep_per_frame_time_resolution() -> None:
 
 def test_fusion_output_depends_on_alignment() -> None:
     fusion = FusionClassifier(MODEL_CONFIGS["tiny"]).eval()
-    v, a = torch.randn(1, CFG.clip_frames, 64), torch.randn(1, CFG.clip_frames, 64)
+    v, a = torch.randn(1, CFG.timeline.clip_frames, 64), torch.randn(1, CFG.timeline.clip_frames, 64)
     with torch.no_grad():
         assert not torch.allclose(fusion(v, a), fusion(v, torch.roll(a, 3, dims=1)))
 
@@ -70,7 +71,7 @@ def test_checkpoint_from_other_preprocessing_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "m.pt"
     save_checkpoint(model, path)
     state = torch.load(path, weights_only=True)
-    state["preprocess"] = asdict(replace(CFG, hop_length=200, fps=20))
+    state["preprocess"] = replace(CFG, audio=replace(CFG.audio, hop_length=200), timeline=replace(CFG.timeline, fps=20)).model_input()
     torch.save(state, path)
     with pytest.raises(ValueError, match="trained with other preprocessing"):
         load_checkpoint(path)

@@ -6,38 +6,30 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from sync_defense.preprocessing import DEFAULT_CONFIG as CFG
+from sync_defense.preprocessing import MediaError, preprocess_video
+from sync_defense.preprocessing.audio import frame_loudness_dbfs
+from sync_defense.preprocessing.decode import decode_audio, first_frame_time
+from sync_defense.preprocessing.pipeline import sample_windows
 
-from avsync import scenes
-from avsync.media import encode_mp4
-from preprocessing import DEFAULT_CONFIG as CFG
-from preprocessing import MediaError, preprocess_video
-from preprocessing.audio import frame_loudness_dbfs
-from preprocessing.decode import decode_audio, first_frame_time
-from preprocessing.pipeline import sample_windows
+from sync_defense.synthetic import scenes
+from sync_defense.synthetic.media import encode_mp4
 
 
-def test_talking_face_becomes_windows_and_pairs(talking_mp4: bytes) -> None:
+def test_talking_face_becomes_windows(talking_mp4: bytes) -> None:
     video = preprocess_video(talking_mp4)
     n = len(video.window_start)
     assert len(video.tracks) == 1 and n >= 5
-    assert video.crops.shape == (n, CFG.clip_frames, CFG.crop_size, CFG.crop_size, 3) and video.crops.dtype == np.uint8
-    assert video.mel.shape == (CFG.n_mels, CFG.mels_per_frame * video.n_frames + 1)
-    assert video.window_start[-1] + CFG.clip_frames == video.n_frames  # the last window ends with the video
+    assert video.crops.shape == (n, CFG.timeline.clip_frames, CFG.mouth.crop_size, CFG.mouth.crop_size, 3) and video.crops.dtype == np.uint8
+    assert video.mel.shape == (CFG.audio.n_mels, CFG.mels_per_frame * video.n_frames + 1)
+    assert video.window_start[-1] + CFG.timeline.clip_frames == video.n_frames  # the last window ends with the video
     assert video.window_speech.max() > 0.9  # the sentence is voiced
-    # Every window once at shift 0, then the offset search on the most voiced windows.
-    at_zero = video.pair_shift == 0
-    assert sorted(video.pair_window[at_zero]) == list(range(n))
-    searched = np.unique(video.pair_window[~at_zero])
-    assert len(searched) == CFG.offset_windows
-    assert set(video.pair_shift[~at_zero]) <= set(range(-CFG.offset_max_frames, CFG.offset_max_frames + 1)) - {0}
-    audio_starts = video.window_start[video.pair_window] + video.pair_shift
-    assert audio_starts.min() >= 0 and audio_starts.max() <= video.n_frames - CFG.clip_frames
 
 
 def test_mouth_crop_opens_with_the_speech(talking_mp4: bytes) -> None:
     """The crop is on the mouth: the dark opening at its centre grows and shrinks with loudness."""
     video = preprocess_video(talking_mp4)
-    whole = [w for w, s in enumerate(video.window_start) if s % CFG.clip_frames == 0]
+    whole = [w for w, s in enumerate(video.window_start) if s % CFG.timeline.clip_frames == 0]
     centre = np.concatenate([video.crops[w, :, 24:40, 20:44].mean(axis=(1, 2, 3)) for w in whole])
     audio = decode_audio(talking_mp4, CFG, first_frame_time(talking_mp4), len(centre) * CFG.samples_per_frame)
     loudness = frame_loudness_dbfs(audio, CFG)
@@ -51,7 +43,7 @@ def test_a_speaking_mouth_moves_a_silent_one_does_not(talking_mp4: bytes, silent
 
 def test_no_face_is_reported_not_raised(no_face_mp4: bytes) -> None:
     video = preprocess_video(no_face_mp4)
-    assert video.tracks == () and video.crops.shape[0] == 0 and video.pair_window.size == 0
+    assert video.tracks == () and video.crops.shape[0] == 0 and video.window_start.size == 0
 
 
 def test_a_face_on_screen_part_of_the_time_is_scored_only_there(talking_mp4: bytes, sentence_audio: np.ndarray) -> None:
@@ -59,12 +51,12 @@ def test_a_face_on_screen_part_of_the_time_is_scored_only_there(talking_mp4: byt
     frames = scenes.talking_video(sentence_audio)
     frames[:50] = 128
     video = preprocess_video(scenes.mp4(frames, sentence_audio))
-    assert len(video.tracks) == 1 and 50 <= video.tracks[0].first <= 50 + CFG.face_detect_every  # next detector run
+    assert len(video.tracks) == 1 and 50 <= video.tracks[0].first <= 50 + CFG.faces.detect_every  # next detector run
     assert video.window_start.min() >= video.tracks[0].first
 
 
 def test_long_video_is_sampled_within_the_cap() -> None:
-    cfg = replace(CFG, max_windows_per_face=4)
+    cfg = replace(CFG, limits=replace(CFG.limits, max_windows_per_face=4))
     starts = np.arange(0, 250, 25)
     speech = np.array([1, 0, 1, 1, 0, 1, 0, 0, 1, 1], np.float32)
     chosen = sample_windows(starts, speech, cfg)
@@ -74,13 +66,13 @@ def test_long_video_is_sampled_within_the_cap() -> None:
 
 
 def test_too_short_video_is_a_clear_error() -> None:
-    data = encode_mp4(np.zeros((12, 64, 64, 3), np.uint8), 25, np.zeros(8000, np.float32), CFG.sample_rate)
+    data = encode_mp4(np.zeros((12, 64, 64, 3), np.uint8), 25, np.zeros(8000, np.float32), CFG.audio.sample_rate)
     with pytest.raises(MediaError, match="at least 1.00 s"):
         preprocess_video(data)
 
 
 def test_too_long_video_is_refused_not_truncated() -> None:
-    cfg = replace(CFG, max_duration_s=3.0)
-    data = encode_mp4(np.zeros((100, 32, 32, 3), np.uint8), 25, np.zeros(4 * CFG.sample_rate, np.float32), CFG.sample_rate)
+    cfg = replace(CFG, limits=replace(CFG.limits, max_duration_s=3.0))
+    data = encode_mp4(np.zeros((100, 32, 32, 3), np.uint8), 25, np.zeros(4 * CFG.audio.sample_rate, np.float32), CFG.audio.sample_rate)
     with pytest.raises(MediaError, match="at most 3 s"):
         preprocess_video(data, cfg)

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from client.plot import _title, plot_paths, plot_timeline
+from sync_defense.client.plot import _title, plot_paths, plot_timeline
 
 pytest.importorskip("matplotlib")
 
@@ -64,7 +63,7 @@ def _fake_result() -> dict:
         ],
         "segments": [{"track_id": 0, "start_s": SEGMENT[0], "end_s": SEGMENT[1], "fake_probability": 0.97}],
         "windows": _windows(0, 0.0, 0.1, True, (9.0, 11.0)) + _windows(1, 2.0, 0.3, False, (0.0, DURATION)),
-        "thresholds": {"fake": 0.65, "real": 0.35},
+        "thresholds": {"fake": 0.65, "real": 0.35, "speech": 0.3},
         "latency_ms": 2100.0,
     }
 

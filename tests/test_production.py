@@ -7,16 +7,16 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from sync_defense.client import Detection, SyncDefenseClient
+from sync_defense.preprocessing import DEFAULT_CONFIG
 
-from avsync import scenes
-from avsync.corpus.clips import variable_frame_times
-from avsync.decision import DecisionConfig
-from avsync.media import encode_mp4
 from benchmarks.long_video import run as run_long_video
-from client import Detection, SyncDefenseClient
-from preprocessing import DEFAULT_CONFIG
+from sync_defense.inference.decision import DecisionConfig
+from sync_defense.synthetic import scenes
+from sync_defense.synthetic.corpus.clips import variable_frame_times
+from sync_defense.synthetic.media import encode_mp4
 
-SR = DEFAULT_CONFIG.sample_rate
+SR = DEFAULT_CONFIG.audio.sample_rate
 FIRST, OTHER, THIRD = scenes.SENTENCES
 CFG = DecisionConfig()
 
@@ -37,11 +37,11 @@ def test_two_talking_faces_the_out_of_sync_one_is_flagged(triton, sentence_audio
     tracks = [scenes.track_for(sentence_audio, 25, n), scenes.track_for(scenes.speech(OTHER), 25, n)]
     frames = scenes.render_scene(tracks, ["grace_hopper", "astronaut"], 25)
     result = detect(triton, scenes.mp4(frames, sentence_audio))
-    left, right = sorted(result.faces, key=lambda f: f["box"][0])
-    assert len(result.faces) == 2 and left["speaking"] and right["speaking"]
-    assert right["fake_probability"] >= CFG.fake_threshold and left["fake_probability"] <= CFG.real_threshold
-    assert result.verdict == "fake" and result.details["deciding_track_id"] == right["track_id"]
-    assert {w["track_id"] for w in result.windows} == {left["track_id"], right["track_id"]}
+    left, right = sorted(result.faces, key=lambda f: f.box[0])
+    assert len(result.faces) == 2 and left.speaking and right.speaking
+    assert right.fake_probability >= CFG.fake_threshold and left.fake_probability <= CFG.real_threshold
+    assert result.verdict == "fake" and result.deciding_track_id == right.track_id
+    assert {w.track_id for w in result.windows} == {left.track_id, right.track_id}
 
 
 def test_four_faces_are_tracked_and_the_dubbed_one_is_found(triton, sentence_audio: np.ndarray) -> None:
@@ -52,10 +52,10 @@ def test_four_faces_are_tracked_and_the_dubbed_one_is_found(triton, sentence_aud
     frames = scenes.render_scene(tracks, ["grace_hopper", "astronaut", "astronaut", "grace_hopper"], 25, columns=2)
     result = detect(triton, scenes.mp4(frames, sentence_audio))
     assert len(result.faces) == 4
-    dubbed = max(result.faces, key=lambda f: f["box"][0] + f["box"][1])  # bottom right
-    assert dubbed["fake_probability"] >= CFG.fake_threshold
-    assert all(f["fake_probability"] <= CFG.real_threshold for f in result.faces if f is not dubbed)
-    assert result.verdict == "fake" and result.details["deciding_track_id"] == dubbed["track_id"]
+    dubbed = max(result.faces, key=lambda f: f.box[0] + f.box[1])  # bottom right
+    assert dubbed.fake_probability >= CFG.fake_threshold
+    assert all(f.fake_probability <= CFG.real_threshold for f in result.faces if f is not dubbed)
+    assert result.verdict == "fake" and result.deciding_track_id == dubbed.track_id
 
 
 def test_a_two_second_manipulated_stretch_in_a_twelve_second_clip_is_localized(triton) -> None:
@@ -65,9 +65,9 @@ def test_a_two_second_manipulated_stretch_in_a_twelve_second_clip_is_localized(t
     result = detect(triton, scenes.mp4(frames, audio))
     assert result.duration_s == pytest.approx(12.0, abs=0.05)
     assert result.verdict == "fake"
-    best = max(result.segments, key=lambda s: iou((s["start_s"], s["end_s"]), truth))
-    assert iou((best["start_s"], best["end_s"]), truth) >= 0.5, result.segments
-    assert all(iou((s["start_s"], s["end_s"]), truth) > 0 for s in result.segments)  # nothing flagged elsewhere
+    best = max(result.segments, key=lambda s: iou((s.start_s, s.end_s), truth))
+    assert iou((best.start_s, best.end_s), truth) >= 0.5, result.segments
+    assert all(iou((s.start_s, s.end_s), truth) > 0 for s in result.segments)  # nothing flagged elsewhere
 
 
 @pytest.mark.parametrize("mouth_lag", [6, -6])
@@ -112,7 +112,7 @@ def test_ten_minute_video_is_sampled_within_a_fixed_memory_bound(triton, tmp_pat
     run = run_long_video(video, f"127.0.0.1:{triton.grpc_port}", triton.process.pid)
     print(f"\n10-minute video: {run}")
     assert run.minutes == pytest.approx(10.0, abs=0.01) and run.verdict == "real"
-    assert run.faces == 1 and run.sampled and run.windows == DEFAULT_CONFIG.max_windows_per_face
+    assert run.faces == 1 and run.sampled and run.windows == DEFAULT_CONFIG.limits.max_windows_per_face
     # Crops are kept for the sampled windows only; the audio (64 kB/s) is the one part that grows.
     assert run.server_peak_pss_mib - run.server_pss_before_mib < 1024
     assert run.client_peak_pss_mib < 512

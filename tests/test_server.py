@@ -7,11 +7,12 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import tritonclient.http as httpclient
+from sync_defense.client import DetectionError, SyncDefenseClient
+from sync_defense.preprocessing import DEFAULT_CONFIG, preprocess_video
 
-from avsync.decision import VERDICTS
-from avsync.reference import detect
-from client import DetectionError, SyncDefenseClient
-from preprocessing import DEFAULT_CONFIG, preprocess_video
+from sync_defense.contract import VERDICTS
+from sync_defense.inference.decision import DecisionConfig
+from sync_defense.inference.reference import detect
 
 FIELDS = {"file", "verdict", "fake_probability", "confidence", "av_offset_frames", "av_offset_s", "duration_s", "faces",
           "segments", "windows", "latency_ms", "thresholds", "sampled"}
@@ -41,13 +42,13 @@ def test_grpc_and_http_return_the_full_json(triton, talking_mp4: bytes) -> None:
 
 def test_triton_answer_equals_the_pytorch_reference(triton, model, talking_mp4: bytes) -> None:
     """Same preprocessing, same pairs: every window probability within 1e-4, the same verdict and offset."""
-    reference = detect(model, talking_mp4)
+    reference = detect(model, talking_mp4, DecisionConfig.from_calibration())
     served = clients(triton)["grpc"].detect(talking_mp4)
-    got = np.array([w["fake_probability"] for w in served.windows])
-    assert np.max(np.abs(got - [w["fake_probability"] for w in reference["windows"]])) <= 1e-4
-    assert served.verdict == reference["verdict"] == "real"
-    assert abs(served.fake_probability - reference["fake_probability"]) <= 1e-4
-    assert served.av_offset_frames == reference["av_offset_frames"] == 0
+    got = np.array([w.fake_probability for w in served.windows])
+    assert np.max(np.abs(got - [w.fake_probability for w in reference.windows])) <= 1e-4
+    assert served.verdict == reference.verdict == "real"
+    assert abs(served.fake_probability - reference.fake_probability) <= 1e-4
+    assert served.av_offset_frames == reference.av_offset_frames == 0
 
 
 def test_video_without_face_is_no_face_not_an_error(triton, no_face_mp4: bytes) -> None:
@@ -59,7 +60,7 @@ def test_video_without_face_is_no_face_not_an_error(triton, no_face_mp4: bytes) 
 def test_silence_and_noise_are_no_speech(triton, fixture: str, request) -> None:
     result = clients(triton)["http"].detect(request.getfixturevalue(fixture))
     assert result.verdict == "no_speech" and len(result.faces) == 1 and len(result.windows) == 4
-    assert all(w["speech"] < DEFAULT_CONFIG.min_speech_fraction for w in result.windows)
+    assert all(w.speech < DEFAULT_CONFIG.speech.min_window_fraction for w in result.windows)
 
 
 @pytest.mark.parametrize("upload, reason", [(b"not a video" * 50, "cannot read"), (b"", "empty upload")])
@@ -82,7 +83,8 @@ def test_dynamic_batching_merges_concurrent_requests(triton) -> None:
         s = http.get_inference_statistics("visual_encoder")["model_stats"][0]
         return int(s["inference_stats"]["success"]["count"]), int(s["execution_count"])
 
-    mouths = np.zeros((2, 3, DEFAULT_CONFIG.clip_frames, DEFAULT_CONFIG.crop_size, DEFAULT_CONFIG.crop_size), np.float32)
+    size = DEFAULT_CONFIG.mouth.crop_size
+    mouths = np.zeros((2, 3, DEFAULT_CONFIG.timeline.clip_frames, size, size), np.float32)
     requests_before, executions_before = stats()
     pending = []
     for _ in range(12):
@@ -97,7 +99,7 @@ def test_dynamic_batching_merges_concurrent_requests(triton) -> None:
 
 def test_a_second_server_on_taken_ports_refuses_to_start(triton) -> None:
     """Otherwise the running server's readiness would be taken for the new one's (stale code served)."""
-    from serving.local_triton import LocalTriton
+    from devtools.local_triton import LocalTriton
 
     second = LocalTriton(triton.repository, triton.http_port, triton.grpc_port, triton.metrics_port, workdir=triton.workdir)
     with pytest.raises(RuntimeError, match="already in use"):

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avsync.corpus.clips import FAKE_KINDS, VALIDATION_VARIANTS, make_clip, split_faces
-from avsync.corpus.generate import generate
-from avsync.datasets import prepare
-from avsync.evaluate import Metrics, evaluate, shift_sweep
-from avsync.train import TrainConfig, WindowSampler, predict, train
-from avsync.windows import load_corpus, manipulated_share, served_windows, window_label
+from sync_defense.synthetic.corpus.clips import FAKE_KINDS, VALIDATION_VARIANTS, make_clip, split_faces
+from sync_defense.synthetic.corpus.generate import generate
+from sync_defense.training.datasets import prepare
+from sync_defense.training.evaluate import Metrics, evaluate, shift_sweep
+from sync_defense.training.train import TrainConfig, WindowSampler, predict, train
+from sync_defense.training.windows import load_corpus, manipulated_share, served_windows, window_label
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def test_a_few_training_steps_then_resume_then_evaluate(corpus: Path, tmp_path: 
     train(replace(cfg, max_steps=3), resume=True)  # continues at step 2, not from scratch
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert state_before[0]["step"] == 2 and history[-1]["step"] == 3
-    from avsync.checkpoint import load_checkpoint
+    from sync_defense.model.checkpoint import load_checkpoint
 
     clips = load_corpus(corpus, "val")
     windows = served_windows(clips)

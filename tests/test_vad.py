@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 import pytest
+from sync_defense.preprocessing import DEFAULT_CONFIG as CFG
+from sync_defense.preprocessing import vad
+from sync_defense.preprocessing.vad import silero_chunk_probabilities, speech_frames, webrtc_speech
 
 from benchmarks.vad_accuracy import signals
-from preprocessing import DEFAULT_CONFIG as CFG
-from preprocessing import vad
-from preprocessing.vad import silero_chunk_probabilities, speech_frames, webrtc_speech
 
 NOT_SPEECH = (
     "white noise -20 dBFS", "white noise -35 dBFS", "pink noise -25 dBFS", "brown noise -25 dBFS",
@@ -66,7 +66,7 @@ def test_short_pauses_are_bridged_and_lone_blips_dropped() -> None:
 
 def test_silero_sequence_model_matches_the_streaming_model(table) -> None:
     """The batched model file and our chunk/context layout reproduce silero's own streaming loop."""
-    audio = table["speech + pink noise 10 dB SNR (recall)"][0][: 3 * CFG.sample_rate + 100]
+    audio = table["speech + pink noise 10 dB SNR (recall)"][0][: 3 * CFG.audio.sample_rate + 100]
     streaming = ort.InferenceSession(str(vad.silero_model_path().with_name("silero_vad.onnx")), providers=["CPUExecutionProvider"])
     padded = np.zeros(-(-audio.size // 512) * 512, np.float32)
     padded[: audio.size] = audio

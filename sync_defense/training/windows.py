@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from preprocessing import DEFAULT_CONFIG, PreprocessConfig
-from preprocessing.pipeline import ClipFeatures
-from preprocessing.windows import audio_windows, normalise_crops, speech_fraction, window_starts
+from sync_defense.preprocessing import DEFAULT_CONFIG, PreprocessConfig
+from sync_defense.preprocessing.pipeline import ClipFeatures
+from sync_defense.preprocessing.windows import audio_windows, normalise_crops, speech_fraction, window_starts
 
 FAKE_OVERLAP = 0.4  # a window is fake when at least this share of its frames is manipulated
 
@@ -40,8 +40,8 @@ def load_corpus(root: Path, split: str) -> list[CorpusClip]:
 
 def manipulated_share(record: dict, start: int, cfg: PreprocessConfig = DEFAULT_CONFIG) -> float:
     """Share of the window's frames (timeline frames ``start .. start+T``) inside the fake stretch."""
-    times = (start + np.arange(cfg.clip_frames)) / cfg.fps
-    inside = np.zeros(cfg.clip_frames, bool)
+    times = (start + np.arange(cfg.timeline.clip_frames)) / cfg.timeline.fps
+    inside = np.zeros(cfg.timeline.clip_frames, bool)
     for begin, end in record["fake_periods"]:
         inside |= (times >= begin) & (times < end)
     return float(inside.mean())
@@ -57,7 +57,7 @@ def window_label(record: dict, start: int, cfg: PreprocessConfig = DEFAULT_CONFI
 
 def visual_window(clip: CorpusClip, start: int, cfg: PreprocessConfig = DEFAULT_CONFIG) -> np.ndarray:
     """``(3, T, H, W)``: the same normalisation and layout the server feeds the visual encoder."""
-    return normalise_crops(clip.features.crops[start : start + cfg.clip_frames], cfg)
+    return normalise_crops(clip.features.crops[start : start + cfg.timeline.clip_frames], cfg)
 
 
 def audio_window(clip: CorpusClip, start: int, cfg: PreprocessConfig = DEFAULT_CONFIG) -> np.ndarray:
@@ -83,7 +83,7 @@ class EvalWindows:
     @property
     def judged(self) -> np.ndarray:
         """Rows that count in window metrics: a clear label and enough speech to vote in the decision."""
-        return (self.labels >= 0) & (self.speech >= DEFAULT_CONFIG.min_speech_fraction)
+        return (self.labels >= 0) & (self.speech >= DEFAULT_CONFIG.speech.min_window_fraction)
 
 
 def served_windows(clips: list[CorpusClip], cfg: PreprocessConfig = DEFAULT_CONFIG) -> EvalWindows:
@@ -94,7 +94,7 @@ def served_windows(clips: list[CorpusClip], cfg: PreprocessConfig = DEFAULT_CONF
             label = window_label(clip.record, int(start), cfg)
             rows.append((
                 visual_window(clip, start, cfg), audio_window(clip, start, cfg), -1 if label is None else label,
-                window_speech(clip, start, cfg), i, start / cfg.fps,
+                window_speech(clip, start, cfg), i, start / cfg.timeline.fps,
             ))
     visual, audio, labels, speech, index, start_s = zip(*rows, strict=True)
     return EvalWindows(np.stack(visual), np.stack(audio), np.array(labels), np.array(speech, np.float32), np.array(index),

@@ -1,6 +1,6 @@
 """Train the sync detector on the corpus: one command, a config file, checkpoints and resume.
 
-    python -m avsync.train --config configs/tiny.json            # --resume continues a stopped run
+    python -m sync_defense.training.train --config configs/tiny.json            # --resume continues a stopped run
 
 Windows are sampled anywhere in the training clips, with the labels of the corpus (whole-clip
 and partial fakes) plus SyncNet-style negatives made on the fly: the audio of a real clip taken
@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from preprocessing import DEFAULT_CONFIG
+from sync_defense.model.checkpoint import init_model, save_checkpoint
+from sync_defense.model.kinetics import load_kinetics_weights
+from sync_defense.preprocessing import DEFAULT_CONFIG
 
-from .checkpoint import init_model, save_checkpoint
-from .kinetics import load_kinetics_weights
 from .windows import CorpusClip, EvalWindows, audio_window, load_corpus, served_windows, visual_window, window_label, window_speech
 
 
@@ -57,8 +57,8 @@ class WindowSampler:
 
     def __init__(self, clips: list[CorpusClip], cfg: TrainConfig, rng: np.random.Generator) -> None:
         self.clips, self.cfg, self.rng = clips, cfg, rng
-        self.min_speech = DEFAULT_CONFIG.min_speech_fraction
-        self.T = DEFAULT_CONFIG.clip_frames
+        self.min_speech = DEFAULT_CONFIG.speech.min_window_fraction
+        self.T = DEFAULT_CONFIG.timeline.clip_frames
 
     def _one(self) -> tuple[np.ndarray, np.ndarray, int]:
         while True:

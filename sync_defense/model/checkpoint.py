@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-from preprocessing.config import DEFAULT_CONFIG, MODEL_INPUT_FIELDS
+from sync_defense.preprocessing.config import DEFAULT_CONFIG
 
-from .model import MODEL_CONFIGS, ModelConfig, SyncDetector
+from .config import MODEL_CONFIGS, ModelConfig
+from .network import SyncDetector
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "tiny.pt"
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "tiny.pt"
 
 
 def init_model(config: str | ModelConfig, seed: int = 0) -> SyncDetector:
@@ -24,7 +24,7 @@ def init_model(config: str | ModelConfig, seed: int = 0) -> SyncDetector:
 def save_checkpoint(model: SyncDetector, path: Path, **extra: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(
-        {"model_config": model.config.to_dict(), "preprocess": asdict(DEFAULT_CONFIG), "state_dict": model.state_dict(), **extra},
+        {"model_config": model.config.to_dict(), "preprocess": DEFAULT_CONFIG.model_input(), "state_dict": model.state_dict(), **extra},
         path,
     )
 
@@ -32,8 +32,9 @@ def save_checkpoint(model: SyncDetector, path: Path, **extra: object) -> None:
 def load_checkpoint(path: Path) -> SyncDetector:
     """The model in eval mode; refuses a checkpoint trained with other preprocessing constants."""
     state = torch.load(path, map_location="cpu", weights_only=True)
-    differ = {k: (state["preprocess"].get(k), getattr(DEFAULT_CONFIG, k)) for k in MODEL_INPUT_FIELDS
-              if state["preprocess"].get(k) != getattr(DEFAULT_CONFIG, k)}
+    now = DEFAULT_CONFIG.model_input()
+    differ = {f"{group}.{k}": (state["preprocess"].get(group, {}).get(k), v)
+              for group, values in now.items() for k, v in values.items() if state["preprocess"].get(group, {}).get(k) != v}
     if differ:
         raise ValueError(f"{path} was trained with other preprocessing (trained, now): {differ}")
     model = SyncDetector(ModelConfig.from_dict(state["model_config"]))

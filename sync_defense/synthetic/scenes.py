@@ -12,14 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from preprocessing.config import DEFAULT_CONFIG
+from sync_defense.preprocessing.config import DEFAULT_CONFIG
 
 from .corpus.faces import face_bank
 from .corpus.render import HeadMotion, MouthStyle, MouthTrack, mouth_track, render_frames
 from .corpus.speech import Voice, synthesize
 from .media import encode_mp4
 
-SR = DEFAULT_CONFIG.sample_rate
+SR = DEFAULT_CONFIG.audio.sample_rate
 DEMO_VOICE = Voice(language="en", variant="", words_per_minute=150, pitch=50)
 DEMO_STYLE = MouthStyle(lip_rgb=(165.0, 70.0, 70.0), cavity_rgb=(45.0, 10.0, 15.0), teeth=True, width_frac=0.38,
                         max_open_frac=0.18, jaw_frac=0.04, blur_sigma=0.0, seam=0.0)
@@ -71,7 +71,7 @@ def talking_video(audio: np.ndarray, offset_frames: int = 0, fps: float = 25, fa
     track is computed at).
     """
     n = n_frames(audio, fps)
-    track = track_for(audio, fps, n).delayed(int(round(offset_frames * fps / DEFAULT_CONFIG.fps)))
+    track = track_for(audio, fps, n).delayed(int(round(offset_frames * fps / DEFAULT_CONFIG.timeline.fps)))
     if times_s is None:
         return render_scene([track], [face], fps, tile, motion)
     frames = render_frames(face_bank()[face], track.at_times(times_s, fps), DEMO_STYLE, motion, fps, tile,
@@ -97,11 +97,11 @@ def looped_video(seconds: float) -> bytes:
     """A talking face in sync for ``seconds``: one rendered clip (about 10 s, 320x240) repeated, sound and picture together."""
     audio = speech(*SENTENCES[:2])
     frames = talking_video(audio)
-    audio = audio[: int(len(frames) / DEFAULT_CONFIG.fps * SR)]
-    repeats = int(np.ceil(seconds * DEFAULT_CONFIG.fps / len(frames)))
-    n = int(seconds * DEFAULT_CONFIG.fps)
+    audio = audio[: int(len(frames) / DEFAULT_CONFIG.timeline.fps * SR)]
+    repeats = int(np.ceil(seconds * DEFAULT_CONFIG.timeline.fps / len(frames)))
+    n = int(seconds * DEFAULT_CONFIG.timeline.fps)
     sound = np.tile(audio, repeats)[: n * DEFAULT_CONFIG.samples_per_frame]
-    return encode_mp4(np.concatenate([frames] * repeats)[:n], DEFAULT_CONFIG.fps, sound, SR)
+    return encode_mp4(np.concatenate([frames] * repeats)[:n], DEFAULT_CONFIG.timeline.fps, sound, SR)
 
 
 def main() -> None:

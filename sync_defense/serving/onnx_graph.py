@@ -15,7 +15,7 @@ import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
 
 
-class OnnxRuntimeModel:
+class OnnxGraphModel:
     """Loads ``<version>/model.onnx``; inputs and outputs are named as in ``config.pbtxt``."""
 
     def initialize(self, args: dict) -> None:

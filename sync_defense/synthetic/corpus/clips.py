@@ -6,14 +6,14 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from preprocessing import DEFAULT_CONFIG
+from sync_defense.preprocessing import DEFAULT_CONFIG
 
 from ..media import encode_mp4
 from .faces import augment, face_bank
 from .render import HeadMotion, MouthStyle, MouthTrack, mouth_track, render_frames
 from .speech import VARIANTS, random_sentence, random_voice, synthesize
 
-SR = DEFAULT_CONFIG.sample_rate
+SR = DEFAULT_CONFIG.audio.sample_rate
 REAL_KINDS = {"real": 0.30, "real_noise": 0.07, "real_music": 0.07, "real_silence": 0.06}
 FAKE_KINDS = {"shift_small": 0.16, "shift_large": 0.07, "other_utterance": 0.10, "partial": 0.10, "generator": 0.07}
 KINDS = {**REAL_KINDS, **FAKE_KINDS}

@@ -1,8 +1,8 @@
 """Published audio-visual deepfake data sets, read into the corpus layout the training loop reads.
 
-    python -m avsync.datasets lavdf /data/LAV-DF --out build/lavdf
-    python -m avsync.datasets fakeavceleb /data/FakeAVCeleb_v1.2 --out build/fakeavceleb
-    python -m avsync.datasets avdeepfake1m /data/AV-Deepfake1M --out build/avdeepfake1m
+    python -m sync_defense.training.datasets lavdf /data/LAV-DF --out build/lavdf
+    python -m sync_defense.training.datasets fakeavceleb /data/FakeAVCeleb_v1.2 --out build/fakeavceleb
+    python -m sync_defense.training.datasets avdeepfake1m /data/AV-Deepfake1M --out build/avdeepfake1m
 
 Each video is read through the serving preprocessing once and its features saved; then train
 with ``"corpus": "build/lavdf"`` in the config. Nothing here downloads anything: bring the data.
@@ -20,10 +20,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from preprocessing import MediaError
-from preprocessing.pipeline import extract_clip
-
-from .corpus.generate import spawn_pool
+from sync_defense.preprocessing import MediaError
+from sync_defense.preprocessing.pipeline import extract_clip
+from sync_defense.synthetic.corpus.generate import spawn_pool
 
 
 def _holdout(key: str, share: float = 0.15) -> str:

@@ -14,8 +14,8 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from preprocessing import DEFAULT_CONFIG
-from preprocessing.faces import detect_faces
+from sync_defense.preprocessing import DEFAULT_CONFIG
+from sync_defense.preprocessing.faces import detect_faces
 
 LFW_FACES = 100  # the first 100 images of lfw_subset are faces, the rest are not
 # Skin tones (RGB, 0..1) from light to dark, used to tint the grey LFW faces.

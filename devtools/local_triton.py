@@ -4,8 +4,8 @@ Machines without Docker or a GPU still get the real server: the wheel ships the 
 Python backend and a backend stub per Python version. This module lays them out as Triton
 expects and starts, waits for and stops the server.
 
-    python -m serving.local_triton up --repository build/model_repository/cpu
-    python -m serving.local_triton down
+    python -m devtools.local_triton up --repository model_repository
+    python -m devtools.local_triton down
 """
 
 from __future__ import annotations
@@ -47,13 +47,12 @@ def prepare_server(workdir: Path) -> Path:
 
 
 def server_environment() -> dict[str, str]:
-    """The wheel's libraries on the loader path, this venv first on PATH (the stub finds its
-    site-packages from there), and the checkout on PYTHONPATH so the served code is this code."""
+    """The wheel's libraries on the loader path and this venv first on PATH: the stub finds its
+    site-packages, and so the installed ``sync_defense``, from there."""
     env = dict(os.environ)
     libs = (_wheel_dir().parent / "nvidia_pytriton.libs").as_posix()
     env["LD_LIBRARY_PATH"] = ":".join(p for p in (libs, env.get("LD_LIBRARY_PATH")) if p)
     env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
-    env["PYTHONPATH"] = ":".join(p for p in (PROJECT_ROOT.as_posix(), env.get("PYTHONPATH")) if p)
     return env
 
 
@@ -98,7 +97,7 @@ class LocalTriton:
         readiness is never mistaken for this one's."""
         busy = [port for port in (self.http_port, self.grpc_port, self.metrics_port) if _port_in_use(port)]
         if busy:
-            raise RuntimeError(f"port(s) {busy} already in use: another server is running (python -m serving.local_triton down?)")
+            raise RuntimeError(f"port(s) {busy} already in use: another server is running (python -m devtools.local_triton down?)")
         self.workdir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(
@@ -184,7 +183,7 @@ def down(workdir: Path, timeout_s: float = 30.0) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=("up", "down"))
-    parser.add_argument("--repository", type=Path, default=PROJECT_ROOT / "build" / "model_repository" / "cpu")
+    parser.add_argument("--repository", type=Path, default=PROJECT_ROOT / "model_repository")
     parser.add_argument("--http-port", type=int, default=8000)
     parser.add_argument("--grpc-port", type=int, default=8001)
     parser.add_argument("--metrics-port", type=int, default=8002)

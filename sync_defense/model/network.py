@@ -8,55 +8,14 @@ one frame (40 ms) must still be visible to the fusion.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from preprocessing.config import DEFAULT_CONFIG, PreprocessConfig
+from sync_defense.contract import AUDIO_ENCODER, FUSION_CLASSIFIER, VISUAL_ENCODER
+from sync_defense.preprocessing.config import DEFAULT_CONFIG, PreprocessConfig
 
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Widths and depths; ``tiny`` trains and serves on 2 CPU cores, ``base`` is for GPUs."""
-
-    name: str
-    visual_widths: tuple[int, ...]
-    visual_blocks: tuple[int, ...]
-    visual_stem: int
-    visual_stem_mid: int  # width between the stem's spatial and temporal convs (45 in r2plus1d_18)
-    visual_strides: tuple[int, ...]  # spatial stride of each stage (time is never strided)
-    audio_widths: tuple[int, ...]
-    audio_blocks: tuple[int, ...]
-    d_model: int
-    heads: int
-    fusion_layers: int
-    ff_mult: int = 2
-    dropout: float = 0.1
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> ModelConfig:
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
-
-
-MODEL_CONFIGS: dict[str, ModelConfig] = {
-    "tiny": ModelConfig(
-        name="tiny", visual_stem=16, visual_stem_mid=16, visual_strides=(2, 2, 2, 1),
-        visual_widths=(16, 32, 48, 64), visual_blocks=(1, 1, 1, 1),
-        audio_widths=(16, 32, 48, 64), audio_blocks=(1, 1, 1, 1), d_model=64, heads=4, fusion_layers=2,
-    ),
-    # r2plus1d_18 widths and depths (torchvision's Kinetics model), time kept at frame rate.
-    "base": ModelConfig(
-        name="base", visual_stem=64, visual_stem_mid=45, visual_strides=(1, 2, 2, 2),
-        visual_widths=(64, 128, 256, 512), visual_blocks=(2, 2, 2, 2),
-        audio_widths=(64, 128, 256, 512), audio_blocks=(2, 2, 2, 2), d_model=256, heads=8, fusion_layers=4,
-    ),
-}
-
+from .config import ModelConfig
 
 # --- visual: R(2+1)D -------------------------------------------------------------------------------
 
@@ -245,7 +204,7 @@ class FusionClassifier(nn.Module):
     attention alone was measured to learn far more slowly.
     """
 
-    def __init__(self, cfg: ModelConfig, clip_frames: int = DEFAULT_CONFIG.clip_frames) -> None:
+    def __init__(self, cfg: ModelConfig, clip_frames: int = DEFAULT_CONFIG.timeline.clip_frames) -> None:
         super().__init__()
         d = cfg.d_model
         self.cross = BidirectionalCrossAttention(d, cfg.heads)
@@ -277,7 +236,7 @@ class SyncDetector(nn.Module):
         self.config = cfg
         self.visual = VisualEncoder(cfg)
         self.audio = AudioEncoder(cfg, preprocess.mels_per_frame)
-        self.fusion = FusionClassifier(cfg, preprocess.clip_frames)
+        self.fusion = FusionClassifier(cfg, preprocess.timeline.clip_frames)
 
     def logit(self, mouths: torch.Tensor, mels: torch.Tensor) -> torch.Tensor:
         return self.fusion.logit(self.visual(mouths), self.audio(mels))
@@ -285,3 +244,8 @@ class SyncDetector(nn.Module):
     def forward(self, mouths: torch.Tensor, mels: torch.Tensor) -> torch.Tensor:
         """``(B, 1)`` per-window fake probability, as the served fusion-classifier returns it."""
         return self.fusion(self.visual(mouths), self.audio(mels))
+
+
+def graph_modules(model: SyncDetector) -> dict[str, nn.Module]:
+    """The module behind each exported graph, keyed by its Triton model name."""
+    return {VISUAL_ENCODER: model.visual, AUDIO_ENCODER: model.audio, FUSION_CLASSIFIER: model.fusion}

@@ -1,6 +1,6 @@
 """Write the corpus: mp4 files, their preprocessed features and a manifest, deterministic from a seed.
 
-    python -m avsync.corpus.generate --out build/corpus --train 640 --val 160 --workers 2
+    python -m sync_defense.synthetic.corpus.generate --out build/corpus --train 640 --val 160 --workers 2
 
 Each clip is rendered, written as a real H.264 + AAC mp4 and read back through the serving
 preprocessing (``preprocessing.extract_clip``); training reads the saved per-frame features.
@@ -17,8 +17,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from preprocessing import MediaError
-from preprocessing.pipeline import extract_clip
+from sync_defense.preprocessing import MediaError
+from sync_defense.preprocessing.pipeline import extract_clip
 
 from .clips import make_clip
 

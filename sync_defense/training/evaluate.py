@@ -1,6 +1,6 @@
 """Evaluate a checkpoint on the held-out clips, in PyTorch and through the Triton ensemble.
 
-    python -m avsync.evaluate --checkpoint checkpoints/tiny.pt --out build/eval [--triton localhost:8001]
+    python -m sync_defense.training.evaluate --checkpoint checkpoints/tiny.pt --out build/eval [--triton localhost:8001]
 
 Reports accuracy, precision, recall, F1, ROC-AUC and EER for windows and videos, a breakdown by
 fake kind, the detection rate of shifts of 1-15 frames, the same numbers with leading silence trimmed
@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score, roc_curve
 
-from preprocessing import DEFAULT_CONFIG
-from preprocessing.windows import window_starts
+from sync_defense.inference.decision import DecisionConfig, voting_probability
+from sync_defense.model.checkpoint import served_model
+from sync_defense.preprocessing import DEFAULT_CONFIG
+from sync_defense.preprocessing.windows import window_starts
 
-from .checkpoint import served_model
-from .decision import DEFAULT_DECISION, DecisionConfig, voting_probability
 from .train import predict
 from .windows import CorpusClip, EvalWindows, audio_window, load_corpus, served_windows, visual_window, window_speech
 
@@ -59,7 +59,7 @@ class Metrics:
 
 def first_speech_s(clips: list[CorpusClip], windows: EvalWindows) -> np.ndarray:
     """Per clip, the start of its first window with speech (inf when it has none)."""
-    voiced = windows.speech >= DEFAULT_CONFIG.min_speech_fraction
+    voiced = windows.speech >= DEFAULT_CONFIG.speech.min_window_fraction
     return np.array([
         float(windows.start_s[rows[0]]) if (rows := np.flatnonzero((windows.clip_index == i) & voiced)).size else np.inf
         for i in range(len(clips))
@@ -67,14 +67,14 @@ def first_speech_s(clips: list[CorpusClip], windows: EvalWindows) -> np.ndarray:
 
 
 def video_scores(clips: list[CorpusClip], windows: EvalWindows, probabilities: np.ndarray, from_s: np.ndarray | None = None,
-                 cfg: DecisionConfig = DEFAULT_DECISION) -> np.ndarray:
+                 cfg: DecisionConfig | None = None) -> np.ndarray:
     """The served decision rule's probability per clip; windows starting before ``from_s[clip]`` are dropped."""
     scores = []
     for i in range(len(clips)):
         rows = windows.clip_index == i
         if from_s is not None:
             rows &= windows.start_s >= from_s[i]
-        p = voting_probability(probabilities[rows], windows.speech[rows], cfg)
+        p = voting_probability(probabilities[rows], windows.speech[rows], cfg or DecisionConfig())
         scores.append(NO_EVIDENCE if p is None else p)
     return np.array(scores)
 
@@ -107,9 +107,8 @@ def evaluate(clips: list[CorpusClip], probabilities: np.ndarray, windows: EvalWi
             "windows": asdict(Metrics.of(windows.labels[rows], probabilities[rows])),
             "videos": asdict(Metrics.of(labels, scores)),
         }
-    report["videos_at_served_thresholds"] = band_report(
-        scores=videos, labels=labels, lo=DEFAULT_DECISION.real_threshold, hi=DEFAULT_DECISION.fake_threshold
-    )
+    served = DecisionConfig.from_calibration()
+    report["videos_at_served_thresholds"] = band_report(scores=videos, labels=labels, lo=served.real_threshold, hi=served.fake_threshold)
     report["video_recall_by_kind"] = {
         kind: round(float(np.mean((videos[kinds == kind] >= 0.5) == labels[kinds == kind])), 4) for kind in sorted(set(kinds))
     }
@@ -142,7 +141,7 @@ def shift_sweep(model: torch.nn.Module, clips: list[CorpusClip], shifts: tuple[i
         for clip in real:
             for sign in (-1, 1):
                 starts = [int(s) for s in window_starts(clip.n_frames, DEFAULT_CONFIG)
-                          if 0 <= s + sign * d <= clip.n_frames - DEFAULT_CONFIG.clip_frames]
+                          if 0 <= s + sign * d <= clip.n_frames - DEFAULT_CONFIG.timeline.clip_frames]
                 if not starts:
                     continue
                 probabilities = predict(
@@ -150,7 +149,7 @@ def shift_sweep(model: torch.nn.Module, clips: list[CorpusClip], shifts: tuple[i
                     np.stack([audio_window(clip, s + sign * d) for s in starts]),
                 )
                 speech = np.array([window_speech(clip, s + sign * d) for s in starts])
-                p = voting_probability(probabilities, speech)
+                p = voting_probability(probabilities, speech, DecisionConfig())
                 if p is not None:
                     detected.append(p >= 0.5)
         rates[d] = {"clips": len(detected), "detected": round(float(np.mean(detected)), 4) if detected else None}
@@ -181,7 +180,7 @@ def plot_roc(clips: list[CorpusClip], windows: EvalWindows, probabilities: np.nd
 
 def triton_scores(root: Path, clips: list[CorpusClip], url: str) -> np.ndarray:
     """The served ensemble's video probability for each held-out mp4 file."""
-    from client import SyncDefenseClient
+    from sync_defense.client import SyncDefenseClient
 
     with SyncDefenseClient(url) as client:
         scores = [client.detect(root / c.record["mp4"]).fake_probability for c in clips]

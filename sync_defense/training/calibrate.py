@@ -1,6 +1,6 @@
 """Calibrate the decision's ``real_threshold`` / ``fake_threshold`` on the held-out split.
 
-    python -m avsync.calibrate --out checkpoints/calibration.json
+    python -m sync_defense.training.calibrate --out checkpoints/calibration.json
 
 A wrong verdict is taken to cost ``ERROR_COST`` times an ``uncertain`` one; the band is the pair of
 thresholds with the lowest total cost over the held-out videos. Two-fold cross-validation by face
@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import served_model
-from .decision import DEFAULT_DECISION
+from sync_defense.inference.decision import DecisionConfig
+from sync_defense.model.checkpoint import served_model
+
 from .evaluate import band_errors, band_report, video_scores
 from .train import predict
 from .windows import load_corpus, served_windows
@@ -64,17 +65,18 @@ def main() -> None:
     probabilities = predict(served_model(args.checkpoint), windows.visual, windows.audio)
     labels = np.array([c.record["label"] for c in clips])
     faces = [c.record["face"] for c in clips]
+    rule = DecisionConfig()  # the rule whose thresholds are fitted (the thresholds themselves are not read)
     rules, served = {}, None
     for run in (1, 2, 3, 0):  # 0: the plain mean over voting windows, no localized evidence
-        cfg = replace(DEFAULT_DECISION, segment_windows=run or 10_000)
+        cfg = replace(rule, segment_windows=run or 10_000)
         scores = video_scores(clips, windows, probabilities, cfg=cfg)
         band = fit_band(scores, labels)
         rules[f"segment_windows={run}" if run else "mean_only"] = {"cross_validated": cross_validated(scores, labels, faces),
                                                                    "fitted_on_all": band_report(scores, labels, *band)}
-        if run == DEFAULT_DECISION.segment_windows:
+        if run == rule.segment_windows:
             served = band
     lo, hi = served
-    report = {"rule": {k: v for k, v in asdict(DEFAULT_DECISION).items() if k in ("segment_windows", "min_speech_fraction")},
+    report = {"rule": {k: v for k, v in asdict(rule).items() if k in ("segment_windows", "min_speech_fraction")},
               "error_cost": ERROR_COST, "real_threshold": lo, "fake_threshold": hi, "rules_compared": rules}
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))

@@ -12,7 +12,7 @@ import re
 
 import torch
 
-from .model import VisualEncoder
+from .network import VisualEncoder
 
 
 def kinetics_key(key: str) -> str | None:

@@ -1,0 +1,1 @@
+"""Development tools that the serving image does not install (the local tritonserver launcher)."""

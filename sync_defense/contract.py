@@ -1,0 +1,178 @@
+"""The ensemble's contract: model names, every tensor's name, dtype and shape, and the JSON answer.
+
+The repository generator writes ``config.pbtxt`` from these specs, the Triton steps read and write
+tensors by these names, the client sends ``VIDEO`` and parses ``Answer``, and the benchmarks and
+parity checks build their inputs from the same specs: renaming a tensor here renames it everywhere.
+Only the standard library is imported: the sizes come from a ``PreprocessConfig`` passed in.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the client reads this module without the preprocessing (OpenCV, PyAV, librosa)
+    from sync_defense.preprocessing.config import PreprocessConfig
+
+ENSEMBLE = "sync_defense"
+PREPROCESS, SCORE, DECISION = "preprocess", "score", "decision"
+VISUAL_ENCODER, AUDIO_ENCODER, FUSION_CLASSIFIER = "visual_encoder", "audio_encoder", "fusion_classifier"
+STEPS = (PREPROCESS, SCORE, DECISION)  # the ensemble's Python steps, in order
+GRAPHS = (VISUAL_ENCODER, AUDIO_ENCODER, FUSION_CLASSIFIER)  # the exported graphs that ``score`` calls
+MAX_BATCH = 32  # the graphs' max_batch_size: ``score`` sends chunks of at most this many rows
+
+VERDICTS = ("real", "fake", "uncertain", "no_face", "no_speech")
+NUMPY_DTYPES = {"FP32": "float32", "INT32": "int32", "UINT8": "uint8", "STRING": "object"}
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    dims: tuple[int, ...]  # per item; a batching graph's batch axis is Triton's and not listed
+    dtype: str = "FP32"  # Triton's name (TYPE_<dtype> in config.pbtxt)
+
+    @property
+    def numpy_dtype(self) -> str:
+        return NUMPY_DTYPES[self.dtype]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One Triton model: its name and tensors."""
+
+    name: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+    def input(self, name: str) -> TensorSpec:
+        return next(t for t in self.inputs if t.name == name)
+
+
+# Tensor names, one constant each (the steps index their inputs by these).
+VIDEO = "VIDEO"
+MOUTH_CROPS, MEL, VIDEO_INFO = "MOUTH_CROPS", "MEL", "VIDEO_INFO"
+WINDOW_TRACK, WINDOW_START, WINDOW_SPEECH, WINDOW_MOTION = "WINDOW_TRACK", "WINDOW_START", "WINDOW_SPEECH", "WINDOW_MOTION"
+PAIR_WINDOW, PAIR_SHIFT, PAIR_FAKE_PROBABILITY = "PAIR_WINDOW", "PAIR_SHIFT", "PAIR_FAKE_PROBABILITY"
+VERDICT, FAKE_PROBABILITY, CONFIDENCE, RESULT = "VERDICT", "FAKE_PROBABILITY", "CONFIDENCE", "RESULT"
+MOUTHS, MELS = "MOUTHS", "MELS"
+VISUAL_TOKENS, AUDIO_TOKENS, WINDOW_FAKE_PROBABILITY = "VISUAL_TOKENS", "AUDIO_TOKENS", "WINDOW_FAKE_PROBABILITY"
+
+
+def step_specs(pre: PreprocessConfig) -> dict[str, ModelSpec]:
+    """The ensemble's three Python steps (none batches: one upload per request)."""
+    t, s = pre.timeline.clip_frames, pre.mouth.crop_size
+    video = TensorSpec(VIDEO, (1,), "STRING")
+    crops = TensorSpec(MOUTH_CROPS, (-1, t, s, s, 3), "UINT8")
+    mel = TensorSpec(MEL, (pre.audio.n_mels, -1))
+    track, start = TensorSpec(WINDOW_TRACK, (-1,), "INT32"), TensorSpec(WINDOW_START, (-1,), "INT32")
+    speech, motion = TensorSpec(WINDOW_SPEECH, (-1,)), TensorSpec(WINDOW_MOTION, (-1,))
+    pairs = (TensorSpec(PAIR_WINDOW, (-1,), "INT32"), TensorSpec(PAIR_SHIFT, (-1,), "INT32"))
+    info = TensorSpec(VIDEO_INFO, (1,), "STRING")
+    probability = TensorSpec(PAIR_FAKE_PROBABILITY, (-1,))
+    answer = (TensorSpec(VERDICT, (1,), "STRING"), TensorSpec(FAKE_PROBABILITY, (1,)), TensorSpec(CONFIDENCE, (1,)),
+              TensorSpec(RESULT, (1,), "STRING"))
+    return {
+        PREPROCESS: ModelSpec(PREPROCESS, (video,), (crops, mel, track, start, speech, motion, *pairs, info)),
+        SCORE: ModelSpec(SCORE, (crops, mel, start, *pairs), (probability,)),
+        DECISION: ModelSpec(DECISION, (probability, *pairs, track, start, speech, motion, info), answer),
+    }
+
+
+def ensemble_spec(pre: PreprocessConfig) -> ModelSpec:
+    steps = step_specs(pre)
+    return ModelSpec(ENSEMBLE, steps[PREPROCESS].inputs, steps[DECISION].outputs)
+
+
+def graph_specs(pre: PreprocessConfig, d_model: int) -> dict[str, ModelSpec]:
+    """The three exported graphs, each with a dynamic batch axis of 1..``MAX_BATCH``."""
+    tokens = (pre.timeline.clip_frames, d_model)
+    visual, audio = TensorSpec(VISUAL_TOKENS, tokens), TensorSpec(AUDIO_TOKENS, tokens)
+    t, s = pre.timeline.clip_frames, pre.mouth.crop_size
+    return {
+        VISUAL_ENCODER: ModelSpec(VISUAL_ENCODER, (TensorSpec(MOUTHS, (3, t, s, s)),), (visual,)),
+        AUDIO_ENCODER: ModelSpec(AUDIO_ENCODER, (TensorSpec(MELS, (1, pre.audio.n_mels, pre.mel_frames)),), (audio,)),
+        FUSION_CLASSIFIER: ModelSpec(FUSION_CLASSIFIER, (visual, audio), (TensorSpec(WINDOW_FAKE_PROBABILITY, (1,)),)),
+    }
+
+
+# --- the JSON answer (``RESULT``): written by the decision step, read by the client ---------------
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    fake: float  # fake at or above
+    real: float  # real at or below; uncertain between
+    speech: float  # share of voiced frames a window needs to vote
+
+
+@dataclass(frozen=True)
+class FaceReport:
+    track_id: int
+    box: list[float]  # [x, y, w, h], median over the track, in upright pixels
+    first_s: float
+    last_s: float
+    fake_probability: float | None  # None when no window of this face has speech
+    av_offset_frames: int | None  # > 0: the audio comes that many frames after the mouth
+    av_offset_confidence: float | None
+    speaking: bool  # the mouth moves during speech
+    windows: int
+    voting_windows: int
+
+
+@dataclass(frozen=True)
+class SegmentReport:
+    track_id: int
+    start_s: float
+    end_s: float
+    fake_probability: float
+
+
+@dataclass(frozen=True)
+class WindowReport:
+    track_id: int
+    start_s: float
+    end_s: float
+    fake_probability: float | None
+    speech: float  # share of voiced frames
+    mouth_motion: float
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One video's answer; ``RESULT`` carries it as JSON."""
+
+    verdict: str  # one of VERDICTS
+    fake_probability: float | None  # the deciding face's; None for no_face / no_speech
+    confidence: float  # 0 inside the uncertain band, 1 at probability 0 or 1
+    av_offset_frames: int | None
+    av_offset_s: float | None
+    deciding_track_id: int | None
+    duration_s: float
+    sampled: bool  # windows were sampled (long video)
+    thresholds: Thresholds
+    faces: list[FaceReport] = field(default_factory=list)
+    segments: list[SegmentReport] = field(default_factory=list)
+    windows: list[WindowReport] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Answer:
+        """Parse the server's JSON; an unknown or missing field is a contract error, not silently dropped."""
+        expected = {f.name for f in fields(cls)}
+        if set(values) != expected:
+            raise ValueError(f"answer fields differ from the contract: missing {sorted(expected - set(values))}, "
+                             f"unknown {sorted(set(values) - expected)}")
+        return cls(**{**values, "thresholds": Thresholds(**values["thresholds"]),
+                      "faces": [FaceReport(**f) for f in values["faces"]],
+                      "segments": [SegmentReport(**s) for s in values["segments"]],
+                      "windows": [WindowReport(**w) for w in values["windows"]]})
+
+    @classmethod
+    def from_json(cls, text: str) -> Answer:
+        return cls.from_dict(json.loads(text))

@@ -1,0 +1,180 @@
+"""From scored pairs to the answer: per-face probabilities, A/V offsets, fake segments, the verdict.
+
+It runs in the ensemble's last step (``decision``), numpy only, after the scoring step has run the
+three graphs: dynamic batching mixes windows of different uploads, so a per-video rule cannot
+live inside the batched graphs.
+
+The rule, per face: only windows with speech vote (``min_speech_fraction``). A face's fake
+probability is the larger of the mean over its voting windows and the mean of its most suspicious
+run of ``segment_windows`` consecutive voting windows — a manipulated stretch of a few seconds in
+an otherwise real video must not be averaged away. A face is *speaking* when its mouth moves
+during speech (``min_mouth_motion``); the video's probability is the largest over speaking faces
+(over all faces when none moves its mouth), so a listener whose still mouth does not match the
+voice cannot make a real conversation fake. ``fake`` / ``real`` at the calibrated thresholds,
+``uncertain`` between them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from sync_defense.contract import Answer, FaceReport, SegmentReport, Thresholds, WindowReport
+from sync_defense.preprocessing.config import DEFAULT_CONFIG
+
+from .offsets import DEFAULT_SEARCH, OffsetSearchConfig, estimate_offset
+
+CALIBRATION = Path(__file__).resolve().parents[2] / "checkpoints" / "calibration.json"
+
+
+@dataclass(frozen=True)
+class DecisionConfig:
+    """The rule's settings. The served values come from the calibration artifact (``from_calibration``)."""
+
+    fake_threshold: float = 0.57
+    real_threshold: float = 0.5
+    segment_windows: int = 2  # the run length of the localized evidence
+    segment_threshold: float = 0.5  # windows at least this likely fake form fake segments
+    min_speech_fraction: float = DEFAULT_CONFIG.speech.min_window_fraction
+    min_mouth_motion: float = 1.0  # mean grey-level change per frame of a moving mouth (mouth.mouth_motion)
+    fps: int = DEFAULT_CONFIG.timeline.fps
+    clip_frames: int = DEFAULT_CONFIG.timeline.clip_frames
+    search: OffsetSearchConfig = DEFAULT_SEARCH
+
+    @classmethod
+    def from_calibration(cls, path: Path = CALIBRATION) -> DecisionConfig:
+        """The thresholds and rule that ``python -m sync_defense.training.calibrate`` fitted and wrote."""
+        fitted = json.loads(Path(path).read_text())
+        names = {f.name for f in fields(cls)}
+        rule = {k: v for k, v in fitted.get("rule", {}).items() if k in names}
+        return cls(fake_threshold=fitted["fake_threshold"], real_threshold=fitted["real_threshold"], **rule)
+
+
+@dataclass(frozen=True)
+class ScoredVideo:
+    """The scoring step's output with the window layout it was computed on (one row per window / pair)."""
+
+    window_track: np.ndarray
+    window_start: np.ndarray  # timeline frames
+    window_speech: np.ndarray
+    window_motion: np.ndarray
+    pair_window: np.ndarray
+    pair_shift: np.ndarray
+    pair_probability: np.ndarray
+
+    def window_probability(self) -> np.ndarray:
+        """Each window's fake probability at shift 0 (audio as uploaded)."""
+        p = np.full(len(self.window_start), np.nan)
+        at_zero = self.pair_shift == 0
+        p[self.pair_window[at_zero]] = self.pair_probability[at_zero]
+        return p
+
+
+def face_probability(p: np.ndarray, cfg: DecisionConfig) -> float:
+    """A face's fake probability from its voting windows in time order (the rule in the module doc)."""
+    p = np.asarray(p, dtype=np.float64).reshape(-1)
+    run = min(cfg.segment_windows, len(p))
+    strongest = np.convolve(p, np.ones(run) / run, mode="valid").max()
+    return float(max(p.mean(), strongest))
+
+
+def voting_probability(p: np.ndarray, speech: np.ndarray, cfg: DecisionConfig) -> float | None:
+    """One face's fake probability from all its windows in time order; ``None`` when none has speech."""
+    voting = np.asarray(speech) >= cfg.min_speech_fraction
+    return face_probability(np.asarray(p).reshape(-1)[voting], cfg) if voting.any() else None
+
+
+def verdict_of(p: float, cfg: DecisionConfig) -> str:
+    if p >= cfg.fake_threshold:
+        return "fake"
+    return "real" if p <= cfg.real_threshold else "uncertain"
+
+
+def confidence_of(p: float, cfg: DecisionConfig) -> float:
+    """0 inside the uncertain band, rising to 1 at probability 0 or 1: how far past its threshold."""
+    if p >= cfg.fake_threshold:
+        return (p - cfg.fake_threshold) / (1.0 - cfg.fake_threshold)
+    if p <= cfg.real_threshold:
+        return (cfg.real_threshold - p) / cfg.real_threshold
+    return 0.0
+
+
+def fake_segments(track_id: int, starts: np.ndarray, p: np.ndarray, cfg: DecisionConfig) -> list[SegmentReport]:
+    """Voting windows at or above ``segment_threshold`` merged into stretches where they touch or overlap."""
+    runs: list[tuple[int, int, list[float]]] = []
+    for start, prob in zip(starts, p, strict=True):
+        if prob < cfg.segment_threshold:
+            continue
+        if runs and start <= runs[-1][1]:
+            runs[-1] = (runs[-1][0], start + cfg.clip_frames, [*runs[-1][2], prob])
+        else:
+            runs.append((start, start + cfg.clip_frames, [prob]))
+    return [SegmentReport(track_id, round(begin / cfg.fps, 3), round(end / cfg.fps, 3), _rounded(np.mean(members)))
+            for begin, end, members in runs]
+
+
+def _rounded(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(float(value), digits)
+
+
+def _face_report(face: dict, scored: ScoredVideo, p: np.ndarray, cfg: DecisionConfig) -> tuple[FaceReport, list[SegmentReport]]:
+    track_id = face["track_id"]
+    rows = np.flatnonzero(scored.window_track == track_id)
+    rows = rows[np.argsort(scored.window_start[rows], kind="stable")]
+    voting = rows[scored.window_speech[rows] >= cfg.min_speech_fraction]
+    offset = estimate_offset(voting, scored.pair_window, scored.pair_shift, scored.pair_probability, cfg.search)
+    report = FaceReport(
+        **face,
+        fake_probability=_rounded(voting_probability(p[rows], scored.window_speech[rows], cfg)),
+        av_offset_frames=offset.frames if offset else None,
+        av_offset_confidence=_rounded(offset.confidence) if offset else None,
+        speaking=bool(voting.size and np.median(scored.window_motion[voting]) >= cfg.min_mouth_motion),
+        windows=int(rows.size),
+        voting_windows=int(voting.size),
+    )
+    return report, fake_segments(track_id, scored.window_start[voting], p[voting], cfg)
+
+
+def analyse(scored: ScoredVideo, info: dict, cfg: DecisionConfig) -> Answer:
+    """The whole answer for one video (``info`` is ``PreparedVideo.info()``)."""
+    p = scored.window_probability()
+    faces: list[FaceReport] = []
+    segments: list[SegmentReport] = []
+    for face in info["faces"]:
+        report, found = _face_report(face, scored, p, cfg)
+        faces.append(report)
+        segments += found
+    voting = [f for f in faces if f.fake_probability is not None]
+    considered = [f for f in voting if f.speaking] or voting
+    deciding = max(considered, key=lambda f: f.fake_probability, default=None)
+    if not faces:
+        verdict, probability = "no_face", None
+    elif deciding is None:
+        verdict, probability = "no_speech", None
+    else:
+        probability = deciding.fake_probability
+        verdict = verdict_of(probability, cfg)
+    offset = deciding.av_offset_frames if deciding else None
+    order = np.lexsort((scored.window_start, scored.window_track))
+    return Answer(
+        verdict=verdict,
+        fake_probability=probability,
+        confidence=_rounded(confidence_of(probability, cfg)) if probability is not None else 0.0,
+        av_offset_frames=offset,
+        av_offset_s=None if offset is None else round(offset / cfg.fps, 3),
+        deciding_track_id=deciding.track_id if deciding else None,
+        duration_s=info["duration_s"],
+        sampled=info["sampled"],
+        thresholds=Thresholds(fake=cfg.fake_threshold, real=cfg.real_threshold, speech=cfg.min_speech_fraction),
+        faces=faces,
+        segments=segments,
+        windows=[
+            WindowReport(track_id=int(scored.window_track[i]), start_s=round(scored.window_start[i] / cfg.fps, 3),
+                         end_s=round((scored.window_start[i] + cfg.clip_frames) / cfg.fps, 3), fake_probability=_rounded(p[i]),
+                         speech=_rounded(scored.window_speech[i], 3), mouth_motion=_rounded(scored.window_motion[i], 3))
+            for i in order
+        ],
+    )

@@ -1,0 +1,1 @@
+"""The PyTorch network (three exported graphs), its configs and checkpoints; imports torch."""

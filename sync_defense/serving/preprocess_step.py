@@ -1,0 +1,29 @@
+"""Ensemble step 1: the uploaded file -> every face's mouth windows, the clip's log-mel, the pairs to score."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from sync_defense import contract as c
+from sync_defense.inference.offsets import DEFAULT_SEARCH, OffsetSearchConfig, plan_pairs
+from sync_defense.preprocessing import DEFAULT_CONFIG, MediaError, PreprocessConfig, preprocess_video
+
+
+def preprocess(upload: np.ndarray, pre: PreprocessConfig = DEFAULT_CONFIG,
+               search: OffsetSearchConfig = DEFAULT_SEARCH) -> dict[str, np.ndarray]:
+    """``VIDEO`` (one file's bytes) -> the tensors ``score`` and ``decision`` read, keyed by contract name."""
+    upload = np.asarray(upload, dtype=object).reshape(-1)
+    if upload.size != 1:
+        raise MediaError(f"send exactly one video per request (got {upload.size})")
+    video = preprocess_video(bytes(upload[0]), pre)
+    pairs = plan_pairs(video.window_start, video.window_track, video.window_speech, video.n_frames,
+                       pre.timeline.clip_frames, pre.speech.min_window_fraction, search)
+    return {
+        c.MOUTH_CROPS: video.crops, c.MEL: video.mel,
+        c.WINDOW_TRACK: video.window_track, c.WINDOW_START: video.window_start,
+        c.WINDOW_SPEECH: video.window_speech, c.WINDOW_MOTION: video.window_motion,
+        c.PAIR_WINDOW: pairs.window, c.PAIR_SHIFT: pairs.shift,
+        c.VIDEO_INFO: np.array([json.dumps(video.info(pre)).encode()], dtype=np.object_),
+    }

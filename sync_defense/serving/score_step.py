@@ -1,0 +1,59 @@
+"""Ensemble step 2: the fake probability of every (mouth window, audio shift) pair.
+
+One upload brings faces x windows plus the offset search's shifted pairs — a few dozen for a
+short clip, hundreds for a long one with several faces — more than the graphs' ``MAX_BATCH`` and
+a different count every time. The rows are cut into chunks of at most ``MAX_BATCH`` and the
+chunks sent as separate requests at once, so Triton's dynamic batcher merges them with other
+uploads' chunks. Each mouth window and each distinct audio window is encoded once, however many
+pairs share it. ``run_graph`` is the one thing that differs between Triton (BLS) and the PyTorch
+reference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+
+import numpy as np
+
+from sync_defense import contract as c
+from sync_defense.inference.offsets import audio_plan
+from sync_defense.preprocessing import DEFAULT_CONFIG, PreprocessConfig
+from sync_defense.preprocessing.windows import audio_windows, normalise_crops
+
+# (graph name, {input name: rows}, output name) -> the output's rows
+GraphRunner = Callable[[str, dict[str, np.ndarray], str], Awaitable[np.ndarray]]
+CONCURRENT_CHUNKS = 2  # per graph and upload: bounds the float32 copies held at once
+
+
+async def _map(run_graph: GraphRunner, graph: str, rows: int, inputs: Callable[[slice], dict[str, np.ndarray]], output: str,
+               max_batch: int) -> np.ndarray:
+    """``output`` of ``graph`` for rows ``0 .. rows-1``, chunk by chunk; ``inputs(slice)`` builds a chunk."""
+    limit = asyncio.Semaphore(CONCURRENT_CHUNKS)
+
+    async def chunk(s: slice) -> np.ndarray:
+        async with limit:
+            return await run_graph(graph, {k: np.ascontiguousarray(v) for k, v in inputs(s).items()}, output)
+
+    return np.concatenate(await asyncio.gather(*(chunk(slice(i, i + max_batch)) for i in range(0, rows, max_batch))))
+
+
+async def score(tensors: Mapping[str, np.ndarray], run_graph: GraphRunner, pre: PreprocessConfig = DEFAULT_CONFIG,
+                max_batch: int = c.MAX_BATCH) -> dict[str, np.ndarray]:
+    """``PAIR_FAKE_PROBABILITY`` for the pairs of one upload's ``preprocess`` output."""
+    crops, mel = tensors[c.MOUTH_CROPS], tensors[c.MEL]
+    pair_window, pair_shift = tensors[c.PAIR_WINDOW], tensors[c.PAIR_SHIFT]
+    if not len(pair_window):
+        return {c.PAIR_FAKE_PROBABILITY: np.zeros(0, np.float32)}
+    audio = audio_plan(tensors[c.WINDOW_START], pair_window, pair_shift)
+    visual_tokens, audio_tokens = await asyncio.gather(
+        _map(run_graph, c.VISUAL_ENCODER, len(crops), lambda s: {c.MOUTHS: normalise_crops(crops[s], pre)}, c.VISUAL_TOKENS, max_batch),
+        _map(run_graph, c.AUDIO_ENCODER, len(audio.starts), lambda s: {c.MELS: audio_windows(mel, audio.starts[s], pre)},
+             c.AUDIO_TOKENS, max_batch),
+    )
+    probability = await _map(
+        run_graph, c.FUSION_CLASSIFIER, len(pair_window),
+        lambda s: {c.VISUAL_TOKENS: visual_tokens[pair_window[s]], c.AUDIO_TOKENS: audio_tokens[audio.row[s]]},
+        c.WINDOW_FAKE_PROBABILITY, max_batch,
+    )
+    return {c.PAIR_FAKE_PROBABILITY: probability.reshape(-1).astype(np.float32)}

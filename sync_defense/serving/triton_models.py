@@ -1,0 +1,111 @@
+"""Triton Python-backend adapters: tensors in, a step function, tensors out, one error policy.
+
+The repository's ``model.py`` files are generated one-line imports of these classes
+(``python -m sync_defense.export.model_repository``); the work is in the step modules, which are
+plain functions tested without a server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from sync_defense import contract as c
+from sync_defense.inference.decision import DecisionConfig
+from sync_defense.preprocessing import DEFAULT_CONFIG, warm_up
+
+from .decision_step import decide
+from .errors import StepError, client_message
+from .preprocess_step import preprocess
+from .score_step import score
+
+CALIBRATION_FILE = "calibration.json"  # beside model.py in the decision step's version folder
+
+
+def _inputs(request, spec: c.ModelSpec) -> dict[str, np.ndarray]:
+    return {t.name: pb_utils.get_input_tensor_by_name(request, t.name).as_numpy() for t in spec.inputs}
+
+
+def _response(outputs: dict[str, np.ndarray]) -> pb_utils.InferenceResponse:
+    return pb_utils.InferenceResponse([pb_utils.Tensor(name, value) for name, value in outputs.items()])
+
+
+class _Step:
+    """What every step shares: its contract, and turning an exception into that request's error."""
+
+    name: str
+
+    def initialize(self, args: dict) -> None:
+        self.spec = c.step_specs(DEFAULT_CONFIG)[self.name]
+        self.version_dir = Path(args["model_repository"]) / args["model_version"]
+
+    def _failure(self, exc: BaseException) -> pb_utils.InferenceResponse:
+        message, log = client_message(self.name, exc)
+        if log is not None:
+            pb_utils.Logger.log_error(log)
+        return pb_utils.InferenceResponse(error=pb_utils.TritonError(message))
+
+
+class PreprocessModel(_Step):
+    name = c.PREPROCESS
+
+    def initialize(self, args: dict) -> None:
+        super().initialize(args)
+        warm_up()
+
+    def execute(self, requests: list) -> list:
+        return [self._respond(r) for r in requests]
+
+    def _respond(self, request) -> pb_utils.InferenceResponse:
+        try:
+            return _response(preprocess(_inputs(request, self.spec)[c.VIDEO]))
+        except Exception as exc:  # one request fails, never the server
+            return self._failure(exc)
+
+
+class ScoreModel(_Step):
+    """Sends the pairs to the three graphs by BLS (async, so chunks of one upload run at once)."""
+
+    name = c.SCORE
+
+    def initialize(self, args: dict) -> None:
+        super().initialize(args)
+        self.on_cpu = pb_utils.PreferredMemory(pb_utils.TRITONSERVER_MEMORY_CPU, 0)
+
+    async def _run_graph(self, graph: str, inputs: dict[str, np.ndarray], output: str) -> np.ndarray:
+        response = await pb_utils.InferenceRequest(
+            model_name=graph, inputs=[pb_utils.Tensor(k, v) for k, v in inputs.items()],
+            requested_output_names=[output], preferred_memory=self.on_cpu,
+        ).async_exec()
+        if response.has_error():
+            raise StepError(f"{graph} failed: {response.error().message()}")
+        return pb_utils.get_output_tensor_by_name(response, output).as_numpy()
+
+    async def execute(self, requests: list) -> list:
+        return list(await asyncio.gather(*(self._respond(r) for r in requests)))
+
+    async def _respond(self, request) -> pb_utils.InferenceResponse:
+        try:
+            return _response(await score(_inputs(request, self.spec), self._run_graph))
+        except Exception as exc:
+            return self._failure(exc)
+
+
+class DecisionModel(_Step):
+    name = c.DECISION
+
+    def initialize(self, args: dict) -> None:
+        super().initialize(args)
+        self.cfg = DecisionConfig.from_calibration(self.version_dir / CALIBRATION_FILE)
+
+    def execute(self, requests: list) -> list:
+        return [self._respond(r) for r in requests]
+
+    def _respond(self, request) -> pb_utils.InferenceResponse:
+        try:
+            return _response(decide(_inputs(request, self.spec), self.cfg))
+        except Exception as exc:
+            return self._failure(exc)

@@ -1,0 +1,107 @@
+"""The Triton steps as plain functions: preprocess plans the pairs, score runs the graphs, decision answers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sync_defense.export.parity import session
+from sync_defense.preprocessing import DEFAULT_CONFIG as CFG
+from sync_defense.preprocessing import MediaError
+
+from sync_defense import contract as c
+from sync_defense.contract import Answer
+from sync_defense.inference.decision import DecisionConfig
+from sync_defense.inference.offsets import DEFAULT_SEARCH, audio_plan, plan_pairs
+from sync_defense.inference.reference import score_pairs
+from sync_defense.serving.decision_step import decide
+from sync_defense.serving.errors import StepError, client_message
+from sync_defense.serving.preprocess_step import preprocess
+from sync_defense.serving.score_step import score
+
+
+@pytest.fixture(scope="module")
+def prepared(talking_mp4: bytes) -> dict[str, np.ndarray]:
+    return preprocess(np.array([talking_mp4], dtype=object))
+
+
+def test_preprocess_writes_every_output_of_its_contract(prepared: dict[str, np.ndarray]) -> None:
+    spec = c.step_specs(CFG)[c.PREPROCESS]
+    assert set(prepared) == {t.name for t in spec.outputs}
+    for t in spec.outputs:
+        assert prepared[t.name].dtype == np.dtype(t.numpy_dtype), t.name
+        assert prepared[t.name].ndim == len(t.dims), t.name
+
+
+def test_pairs_are_every_window_then_the_offset_search(prepared: dict[str, np.ndarray]) -> None:
+    window, shift, start = prepared[c.PAIR_WINDOW], prepared[c.PAIR_SHIFT], prepared[c.WINDOW_START]
+    n_frames = (prepared[c.MEL].shape[1] - 1) // CFG.mels_per_frame
+    at_zero = shift == 0
+    assert sorted(window[at_zero]) == list(range(len(start)))
+    assert len(np.unique(window[~at_zero])) == DEFAULT_SEARCH.windows
+    assert set(shift[~at_zero]) <= set(range(-DEFAULT_SEARCH.max_frames, DEFAULT_SEARCH.max_frames + 1)) - {0}
+    audio = start[window] + shift
+    assert audio.min() >= 0 and audio.max() <= n_frames - CFG.timeline.clip_frames
+
+
+def test_audio_plan_encodes_each_audio_window_once() -> None:
+    plan = audio_plan(np.array([0, 25, 50]), np.array([2, 0, 1, 1]), np.array([0, 3, -5, -5]))
+    assert list(plan.starts) == [3, 20, 50] and list(plan.starts[plan.row]) == [50, 3, 20, 20]
+
+
+def test_only_voiced_windows_are_searched() -> None:
+    pairs = plan_pairs(np.array([0, 25, 50]), np.zeros(3, int), np.array([0.0, 0.9, 0.1]), 200, 25, 0.3)
+    assert set(pairs.window[pairs.shift != 0]) == {1}
+
+
+def test_score_on_onnx_runtime_equals_pytorch(prepared: dict[str, np.ndarray], onnx_dir: Path, model) -> None:
+    """The step with the exported graphs (chunks of at most MAX_BATCH) gives PyTorch's pair probabilities."""
+    sessions = {name: session(onnx_dir / f"{name}.onnx") for name in c.GRAPHS}
+    sizes: list[int] = []
+
+    async def onnx_graph(graph: str, inputs: dict[str, np.ndarray], output: str) -> np.ndarray:
+        sizes.append(len(next(iter(inputs.values()))))
+        return sessions[graph].run([output], inputs)[0]
+
+    got = asyncio.run(score(prepared, onnx_graph))[c.PAIR_FAKE_PROBABILITY]
+    assert got.shape == prepared[c.PAIR_WINDOW].shape and max(sizes) <= c.MAX_BATCH
+    assert np.max(np.abs(got - score_pairs(model, prepared))) <= 1e-4
+
+
+def test_decision_writes_the_contract_answer(prepared: dict[str, np.ndarray], model) -> None:
+    tensors = {**prepared, c.PAIR_FAKE_PROBABILITY: score_pairs(model, prepared)}
+    out = decide(tensors, DecisionConfig.from_calibration())
+    assert set(out) == {t.name for t in c.step_specs(CFG)[c.DECISION].outputs}
+    answer = Answer.from_json(out[c.RESULT][0])
+    assert out[c.VERDICT][0].decode() == answer.verdict and answer.verdict in c.VERDICTS
+    assert out[c.FAKE_PROBABILITY][0] == pytest.approx(answer.fake_probability, abs=1e-6)
+    assert len(answer.windows) == len(prepared[c.WINDOW_START]) and len(answer.faces) == 1
+
+
+def test_the_answer_parser_refuses_fields_outside_the_contract(prepared: dict[str, np.ndarray], model) -> None:
+    tensors = {**prepared, c.PAIR_FAKE_PROBABILITY: score_pairs(model, prepared)}
+    answer = json.loads(decide(tensors, DecisionConfig.from_calibration())[c.RESULT][0])
+    with pytest.raises(ValueError, match="unknown"):
+        Answer.from_dict({**answer, "surprise": 1})
+    with pytest.raises(ValueError, match="missing"):
+        Answer.from_dict({k: v for k, v in answer.items() if k != "verdict"})
+
+
+def test_one_error_policy() -> None:
+    """Bad input is named to the client; a bug is logged with its traceback and the client gets an id, no internals."""
+    assert client_message("preprocess", MediaError("no audio"))[0] == "bad video: no audio"
+    assert client_message("score", StepError("visual_encoder failed: queue full")) == ("visual_encoder failed: queue full", None)
+    try:
+        {}["missing"]
+    except KeyError as exc:
+        message, log = client_message("decision", exc)
+    assert "internal error" in message and "Traceback" not in message and "/" not in message
+    assert "Traceback" in log and message.split("internal error ")[1].split()[0] in log
+
+
+def test_more_than_one_video_per_request_is_refused() -> None:
+    with pytest.raises(MediaError, match="exactly one video"):
+        preprocess(np.array([b"a", b"b"], dtype=object))
