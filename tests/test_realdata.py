@@ -1,0 +1,217 @@
+"""The real-validation tooling without network: source table, archive reading, composed cases, report maths."""
+
+from __future__ import annotations
+
+import io
+import lzma
+import tarfile
+import zipfile
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from sync_defense.realdata import compose, score, sources
+from sync_defense.realdata.compose import Case, Clip, Voice
+from sync_defense.realdata.sources import Source, SourceError
+
+FLASHES_S = (1.0, 2.2, 3.2)  # irregular gaps: one clear cross-correlation peak
+
+
+def _synthetic_mp4(path: Path, seconds: float = 4.0, fps: int = 25, rate: int = 48_000) -> Path:
+    """Black frames with white flashes, and a 1 kHz beep starting exactly at each flash."""
+    flash_frames = {round(t * fps) for t in FLASHES_S}
+    audio = np.zeros(int(seconds * rate), np.float32)
+    for t in FLASHES_S:
+        start = round(t * rate)
+        audio[start:start + rate // 25] = 0.5 * np.sin(2 * np.pi * 1000 * np.arange(rate // 25) / rate)
+    with av.open(str(path), "w", format="mp4") as out:
+        video = out.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        sound = out.add_stream("aac", rate=rate, layout="mono")
+        for i in range(int(seconds * fps)):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 255 if i in flash_frames else 0, np.uint8), format="rgb24")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        for i in range(0, len(audio), 1024):
+            frame = av.AudioFrame.from_ndarray(audio[None, i:i + 1024].copy(), format="flt", layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = rate, i, Fraction(1, rate)
+            out.mux(sound.encode(frame))
+        out.mux(sound.encode(None))
+    return path
+
+
+def _measured_av_lag_ms(path: Path) -> int:
+    """Audio-after-picture lag in ms: beep onsets cross-correlated with flash times, decoded with plain PyAV."""
+    with av.open(str(path)) as container:
+        flashes = [f.time for f in container.decode(video=0) if f.to_ndarray(format="gray").mean() > 128]
+    with av.open(str(path)) as container:
+        frames = list(container.decode(audio=0))
+    start = frames[0].time
+    samples = np.concatenate([f.to_ndarray()[0] for f in frames])
+    rate = frames[0].sample_rate
+    n_ms = int(len(samples) * 1000 / rate) + 2000
+    loud = np.zeros(n_ms, bool)
+    for ms in range(int(len(samples) * 1000 / rate)):
+        loud[ms + int(round(start * 1000))] = np.abs(samples[ms * rate // 1000:(ms + 1) * rate // 1000]).max() > 0.1
+    onsets = np.flatnonzero(loud[1:] & ~loud[:-1]) + 1
+    a, v = np.zeros(n_ms), np.zeros(n_ms)
+    a[onsets] = 1
+    v[[int(round(t * 1000)) for t in flashes]] = 1
+    kernel = np.ones(7)  # ±3 ms of jitter from the codec
+    corr = np.correlate(np.convolve(a, kernel, "same"), np.convolve(v, kernel, "same"), "full")
+    return int(np.argmax(corr)) - (n_ms - 1)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Clip:
+    path = _synthetic_mp4(tmp_path_factory.mktemp("realdata") / "talk.mp4")
+    return Clip("talk", path, "synthetic_speaker", "made by the test", "talk")
+
+
+# --- sources ---------------------------------------------------------------------------------------------
+
+def test_source_table_is_pinned_and_keeps_speakers_apart() -> None:
+    names = [s.name for s in sources.SOURCES]
+    assert len(names) == len(set(names))
+    for s in sources.SOURCES:
+        assert s.registry in sources.REGISTRIES and s.role in sources.ROLES and s.media in sources.MEDIA
+        assert len(s.sha256) == 64 and int(s.sha256, 16) >= 0
+        assert s.licence and s.what and s.version[0].isdigit() and "*" not in s.version
+    validation = {s.speaker for s in sources.SOURCES if s.role == "validation"}
+    training = {s.speaker for s in sources.SOURCES if s.role == "training"}
+    assert validation and training and not validation & training
+    assert all(s.media == "av" for s in sources.SOURCES if s.role == "validation")
+
+
+def _deb(files: dict[str, bytes]) -> bytes:
+    """A minimal .deb: an ar archive whose data.tar.xz holds `files` under ./"""
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as tar:
+        for name, body in files.items():
+            info = tarfile.TarInfo(f"./{name}")
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    out = b"!<arch>\n"
+    for name, body in (("debian-binary", b"2.0\n"), ("data.tar.xz", lzma.compress(data.getvalue()))):
+        out += f"{name + '/':16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(body):<10}`\n".encode() + body + b"\n" * (len(body) % 2)
+    return out
+
+
+def test_members_are_read_from_wheels_and_debs_and_checked(tmp_path: Path) -> None:
+    files = {"usr/share/demo/a.wav": b"AAAA", "usr/share/demo/b.wav": b"BB", "usr/share/demo/notes.txt": b"no"}
+    (tmp_path / "cache" / "debian").mkdir(parents=True)
+    (tmp_path / "cache" / "debian" / "demo-data_1.0-1_all.deb").write_bytes(_deb(files))
+    (tmp_path / "cache" / "pypi").mkdir()
+    with zipfile.ZipFile(tmp_path / "cache" / "pypi" / "demo_pkg-2.0-py3-none-any.whl", "w") as wheel:
+        wheel.writestr("demo/clip.mp4", b"MP4")
+    folder_hash = sources.tree_sha256({"a.wav": b"AAAA", "b.wav": b"BB"})
+    common = {"licence": "MIT", "role": "training", "speaker": "x", "media": "audio", "what": "demo"}
+    folder = Source("demo_folder", "debian", "demo-data", "1.0-1", "usr/share/demo/", folder_hash, pattern="*.wav", **common)
+    single = Source("demo_file", "pypi", "demo-pkg", "2.0", "demo/clip.mp4", sources.sha256_bytes(b"MP4"), **common)
+
+    assert [p.name for p in sources.materialise(folder, tmp_path)] == ["a.wav", "b.wav"]
+    assert sources.materialise(single, tmp_path)[0].read_bytes() == b"MP4"
+    (tmp_path / "media").rename(tmp_path / "old_media")
+    with pytest.raises(SourceError, match="upstream file changed"):
+        sources.materialise(Source(**{**single.__dict__, "sha256": "0" * 64}), tmp_path)
+    with pytest.raises(SourceError, match="is not in"):
+        sources.materialise(Source(**{**single.__dict__, "member": "demo/missing.mp4"}), tmp_path)
+
+
+# --- composing -------------------------------------------------------------------------------------------
+
+def test_plan_covers_every_kind_with_the_stated_offsets(clip: Clip) -> None:
+    same = Clip("talk_again", clip.path, clip.speaker, clip.licence, "talk_again")
+    other_container = Clip("talk_avi", clip.path, clip.speaker, clip.licence, "talk")
+    stranger = Clip("other", clip.path, "someone_else", clip.licence, "other")
+    voice = Voice("voice", (clip.path,), "reader", "public domain")
+    cases = compose.plan_cases([clip, other_container, same, stranger], [voice])
+
+    assert sum(c.kind == "genuine_original" for c in cases) == 4
+    assert sum(c.kind == "genuine_remux" for c in cases) == 3  # one per recording, not per container
+    assert sorted(c.audio for c in cases if c.kind == "swap") == ["talk", "talk_again"]
+    assert {(c.video, c.audio) for c in cases if c.kind == "dub"} >= {("talk", "other"), ("other", "talk"), ("talk", "voice")}
+    shifts = sorted(c.expected_offset_frames for c in cases if c.video == "talk" and c.kind == "shift")
+    assert shifts == [-25.0, -20.0, -12.5, -7.5, 7.5, 12.5, 20.0, 25.0]
+    assert all((c.label == "real") == c.kind.startswith("genuine") for c in cases)
+    assert all(c.expected_offset_frames is None for c in cases if c.kind in ("swap", "dub"))
+
+
+@pytest.mark.parametrize("kind,shift_s", [("shift", 0.5), ("shift", -0.3), ("genuine_remux", 0.0), ("genuine_reencode", 0.0)])
+def test_composed_audio_moves_by_the_stated_amount(clip: Clip, tmp_path: Path, kind: str, shift_s: float) -> None:
+    assert abs(_measured_av_lag_ms(clip.path)) <= 3
+    entry = compose.compose(Case("case", kind, "talk", "talk", shift_s), {"talk": clip}, {}, tmp_path)
+    out = tmp_path / entry["file"]
+    assert abs(_measured_av_lag_ms(out) - shift_s * 1000) <= 5
+    assert entry["expected_offset_frames"] == shift_s * compose.FPS
+    assert abs(entry["duration_s"] - 4.0) < 0.05
+    if kind != "genuine_reencode":  # the picture is never touched
+        with av.open(str(clip.path)) as a, av.open(str(out)) as b:
+            assert [bytes(p) for p in a.demux(video=0) if p.size] == [bytes(p) for p in b.demux(video=0) if p.size]
+
+
+def test_manifest_schema(clip: Clip, tmp_path: Path) -> None:
+    voice = Voice("voice", (clip.path,), "reader", "public domain")
+    chosen = [c for c in compose.plan_cases([clip], [voice]) if c.kind in ("genuine_original", "dub") or c.shift_s == 1.0]
+    entries = [compose.compose(c, {"talk": clip}, {"voice": voice}, tmp_path) for c in chosen]
+    data = compose.manifest(entries, {"talk": {}})
+    compose.validate_manifest(data)
+    assert {e["file"] for e in entries} == {p.name for p in tmp_path.iterdir()}
+    assert [e["kind"] for e in entries] == ["genuine_original", "shift", "dub"]
+    broken = [
+        {**entries[0], "label": "fake"},
+        {**entries[1], "expected_offset_frames": None},
+        {**entries[2], "expected_offset_frames": 3.0},
+        {k: v for k, v in entries[0].items() if k != "licence"},
+        {**entries[0], "duration_s": 60.0},
+    ]
+    for entry in broken:
+        with pytest.raises(ValueError):
+            compose.validate_manifest({**data, "cases": [entry]})
+
+
+def test_replacement_audio_is_fitted_and_levelled() -> None:
+    audio = np.ones(10, np.float32)
+    assert np.array_equal(compose.shift(audio, 0.3, 10, 10), [0, 0, 0, 1, 1, 1, 1, 1, 1, 1])
+    assert np.array_equal(compose.shift(audio[:4], -0.2, 10, 5), [1, 1, 0, 0, 0])
+    loud = compose.match_rms(np.full(8, 0.5, np.float32), np.full(8, 0.1, np.float32))
+    assert np.allclose(loud, 0.1)
+
+
+# --- report maths ----------------------------------------------------------------------------------------
+
+def _row(label: str, kind: str, verdict: str, p: float | None, offset: float | None, expected: float | None) -> dict:
+    entry = {"case": f"{kind}-{p}", "label": label, "kind": kind, "expected_offset_frames": expected}
+    answer = None if verdict == "error" else {"verdict": verdict, "fake_probability": p, "confidence": 0.5,
+                                              "av_offset_frames": offset, "faces": [{}], "latency_ms": 10.0}
+    return score.row(entry, answer, "refused" if answer is None else None)
+
+
+def test_summary_maths() -> None:
+    rows = [
+        _row("real", "genuine_original", "real", 0.10, 0, 0),
+        _row("real", "genuine_remux", "real", 0.40, 3, 0),
+        _row("real", "genuine_reencode", "uncertain", 0.50, -2, 0),
+        _row("real", "genuine_original", "no_face", None, None, 0),
+        _row("fake", "shift", "fake", 0.35, 12, 12.5),
+        _row("fake", "shift", "real", 0.80, 0, -25),
+        _row("fake", "dub", "fake", 0.50, 4, None),
+        _row("fake", "swap", "error", None, None, None),
+    ]
+    s = score.summarise(rows)
+    assert s["genuine"] == {"n": 4, "real": 0.5, "uncertain": 0.25, "fake": 0.0, "other": 0.25}
+    assert s["fakes"]["n"] == 4 and s["fakes"]["fake"] == 0.5 and s["fakes"]["other"] == 0.25
+    assert s["offset"]["genuine_within"] == 0.5  # 0 and -2 are in, 3 and no estimate are out
+    assert s["offset"]["shifted_within"] == 0.5  # -0.5 frames is in, 25 frames off is out
+    # fakes 0.35, 0.80, 0.50 against genuine 0.10, 0.40, 0.50: wins 1 + 3 + (2 + a tie) = 6.5 of 9
+    assert s["roc_auc"] == pytest.approx(6.5 / 9)
+    assert s["auc_counts"] == {"genuine": 3, "fake": 3}
+    assert s["targets"] == {"no_genuine_called_fake": True, "genuine_real_at_least_80pct": False,
+                            "fakes_fake_at_least_90pct": False, "offsets_all_within_tolerance": False}
+    assert rows[4]["offset_error"] == -0.5 and rows[6]["offset_error"] is None and rows[7]["verdict"] == "error"
+    assert score.roc_auc([0.1, 0.2], [0.8, 0.9]) == 1.0 and score.roc_auc([0.5], [0.5]) == 0.5 and score.roc_auc([], [1]) is None
+    assert "| shift-0.35 | fake | shift | fake | 0.350 |" in score.markdown(rows, s, "localhost:8001")
