@@ -63,7 +63,7 @@ def render_scene(tracks: list[MouthTrack], faces: list[str], fps: float, tile: t
     return np.concatenate(rows, axis=1)
 
 
-def talking_video(audio: np.ndarray, offset_frames: int = 0, fps: float = 25, face: str = "grace_hopper",
+def talking_video(audio: np.ndarray, offset_frames: int = 0, fps: float = DEFAULT_CONFIG.timeline.fps, face: str = "grace_hopper",
                   motion: HeadMotion = STILL, tile: tuple[int, int] = (320, 240), times_s: np.ndarray | None = None) -> np.ndarray:
     """Frames of one face saying ``audio``; ``offset_frames`` (at 25 fps) > 0 moves the mouth later than the sound.
 
@@ -79,7 +79,7 @@ def talking_video(audio: np.ndarray, offset_frames: int = 0, fps: float = 25, fa
     return frames
 
 
-def spliced_video(audio: np.ndarray, other: np.ndarray, start_s: float, end_s: float, fps: float = 25,
+def spliced_video(audio: np.ndarray, other: np.ndarray, start_s: float, end_s: float, fps: float = DEFAULT_CONFIG.timeline.fps,
                   face: str = "grace_hopper") -> np.ndarray:
     """One face in sync except from ``start_s`` to ``end_s``, where its mouth says ``other`` instead."""
     n = n_frames(audio, fps)
@@ -87,7 +87,7 @@ def spliced_video(audio: np.ndarray, other: np.ndarray, start_s: float, end_s: f
     return render_scene([track], [face], fps)
 
 
-def mp4(frames: np.ndarray, audio: np.ndarray, fps: float = 25) -> bytes:
+def mp4(frames: np.ndarray, audio: np.ndarray, fps: float = DEFAULT_CONFIG.timeline.fps) -> bytes:
     return encode_mp4(frames, fps, audio[: int(len(frames) / fps * SR)], SR)
 
 
@@ -113,7 +113,7 @@ def main() -> None:
     audio = speech(args.text)
     frames = talking_video(audio, args.offset_frames)
     args.out.write_bytes(mp4(frames, audio))
-    print(f"{args.out}: {len(frames) / 25:.2f} s")
+    print(f"{args.out}: {len(frames) / DEFAULT_CONFIG.timeline.fps:.2f} s")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from sync_defense.preprocessing import MediaError
+from sync_defense.preprocessing import DEFAULT_CONFIG, MediaError
 from sync_defense.preprocessing.pipeline import extract_clip
 from sync_defense.synthetic.corpus.generate import spawn_pool
 
@@ -96,7 +96,7 @@ def _extract(job: tuple[int, dict, Path]) -> dict:
         np.savez(features, crops=clip.crops, mel=clip.mel.astype(np.float16), speech=clip.speech)
         row["features"] = str(features.relative_to(out))
     if row["fake_periods"] is None:  # the whole clip is fake
-        row["fake_periods"] = [[0.0, clip.n_frames / 25.0 + 1.0]]
+        row["fake_periods"] = [[0.0, clip.n_frames / DEFAULT_CONFIG.timeline.fps + 1.0]]
     return row
 
 

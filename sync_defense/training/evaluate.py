@@ -120,7 +120,7 @@ def evaluate(clips: list[CorpusClip], probabilities: np.ndarray, windows: EvalWi
                  "accuracy": round(float(np.mean((videos[sources == source] >= 0.5) == labels[sources == source])), 4)}
         for source in sorted(set(sources))
     }
-    offsets = np.array([round(abs(c.record.get("offset_s", 0.0)) * 25) for c in clips])
+    offsets = np.array([round(abs(c.record.get("offset_s", 0.0)) * DEFAULT_CONFIG.timeline.fps) for c in clips])
     shifted = np.isin(kinds, ["shift_small", "shift_large"])
     report["shift_detection_by_frames"] = {
         int(f): round(float(np.mean(videos[shifted & (offsets == f)] >= 0.5)), 4) for f in sorted(set(offsets[shifted]))

@@ -119,7 +119,7 @@ def make_clip(index: int, split: str, seed: int) -> tuple[bytes, ClipRecord]:
     offset_s, fake = 0.0, None
     if kind in ("shift_small", "shift_large"):
         frames_25 = int(rng.integers(3, 9) if kind == "shift_small" else rng.integers(10, 31)) * int(rng.choice([-1, 1]))
-        offset_s = frames_25 / 25.0
+        offset_s = frames_25 / DEFAULT_CONFIG.timeline.fps
         track = track.delayed(int(round(offset_s * fps)))
         fake = (0.0, duration)
     elif kind in ("other_utterance", "partial"):
