@@ -1,4 +1,5 @@
-"""``syncdefense detect VIDEO...``: classify videos with a running Sync-Defense server."""
+"""``syncdefense detect VIDEO...``: classify videos with a running Sync-Defense server;
+``syncdefense health``: the liveness probe of compose and Kubernetes (exit 0 only when it answers)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from .api import DEFAULT_URLS, Detection, DetectionError, SyncDefenseClient
 from .plot import plot_paths, plot_timeline
+from .scan import add_scan_command
 
 
 def _line(d: Detection) -> str:
@@ -43,17 +45,37 @@ def detect(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def health(args: argparse.Namespace) -> int:
+    """One tiny real upload through the ensemble, not retried: a probe reports the server as it is now."""
+    try:
+        with SyncDefenseClient(args.url, args.protocol, args.timeout, retry=False) as client:
+            detection = client.health()
+    except (DetectionError, OSError) as exc:
+        print(f"unhealthy: {exc}", file=sys.stderr)
+        return 1
+    print(f"healthy: {detection.verdict} in {detection.latency_ms:.0f} ms")
+    return 0
+
+
+def _server_options(parser: argparse.ArgumentParser, timeout_s: float, timeout_help: str) -> None:
+    parser.add_argument("--url", help=f"server HOST:PORT (default {DEFAULT_URLS['grpc']} for grpc, {DEFAULT_URLS['http']} for http)")
+    parser.add_argument("--protocol", choices=("grpc", "http"), default="grpc")
+    parser.add_argument("--timeout", type=float, default=timeout_s, help=timeout_help)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="syncdefense", description="Lip-sync deepfake detection client.")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("detect", help="classify videos (real / fake / uncertain / no_face / no_speech)")
     run.add_argument("videos", nargs="+", metavar="VIDEO")
-    run.add_argument("--url", help=f"server HOST:PORT (default {DEFAULT_URLS['grpc']} for grpc, {DEFAULT_URLS['http']} for http)")
-    run.add_argument("--protocol", choices=("grpc", "http"), default="grpc")
+    _server_options(run, 300.0, "seconds per video, retries of a busy server included")
     run.add_argument("--json", action="store_true", help="print one JSON array, one object per video")
     run.add_argument("--plot", type=Path, metavar="PNG", help="draw each video's per-window timeline (several videos: PNG-<name>.png)")
-    run.add_argument("--timeout", type=float, default=300.0, help="seconds per video")
     run.set_defaults(handler=detect)
+    probe = commands.add_parser("health", help="liveness: a tiny real inference through every step; exit 0 when it answers")
+    _server_options(probe, 15.0, "seconds before the probe fails")
+    probe.set_defaults(handler=health)
+    add_scan_command(commands)
     args = parser.parse_args(argv)
     return args.handler(args)
 

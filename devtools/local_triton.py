@@ -6,12 +6,21 @@ expects and starts, waits for and stops the server.
 
     python -m devtools.local_triton up --repository model_repository
     python -m devtools.local_triton down
+    python -m devtools.local_triton flags     # the closed-by-default flags, for SYNC_DEFENSE_TRITON_ARGS
+
+Closed by default: clients reach inference and health; metadata, model configs, the repository,
+shared-memory registration, statistics, trace and logging need the header ``sync-defense-admin``
+with the operator key (``build/server/admin_key``). ``up`` returns when a real upload has been
+answered (``syncdefense health``), not at ``/v2/health/ready``; ``down`` drains in-flight requests
+(no SIGKILL) and removes the shared-memory regions a dead stub leaves in ``/dev/shm``; logs are
+rotated, never truncated.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -22,9 +31,24 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sync_defense.serving.watchdog import stub_processes
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = PROJECT_ROOT / "build" / "server"
 SHM_BYTES = 16 * 1024 * 1024  # Python-backend shared memory per model, and its growth step
+EXIT_TIMEOUT_S = 20  # Triton's drain of in-flight requests on SIGTERM; it then exits by itself
+LOG_GENERATIONS = 3  # tritonserver.log.1 .. .3 keep the previous runs
+SHM_DIR = Path("/dev/shm")
+ADMIN_HEADER = "sync-defense-admin"
+# Everything but inference and health needs the operator key (Triton 2.51 has no per-model ACL: see errors.py / README).
+RESTRICTED = "metadata,model-config,model-repository,shared-memory,statistics,trace,logging"
+
+
+def restricted_flags(admin_key: str) -> list[str]:
+    """The closed-by-default flags: the same APIs behind ``ADMIN_HEADER: admin_key`` on HTTP and gRPC."""
+    return [f"--http-restricted-api={RESTRICTED}:{ADMIN_HEADER}={admin_key}",
+            f"--grpc-restricted-protocol={RESTRICTED}:{ADMIN_HEADER}={admin_key}",
+            "--model-control-mode=none", f"--exit-timeout-secs={EXIT_TIMEOUT_S}"]
 
 
 def _wheel_dir() -> Path:
@@ -70,6 +94,7 @@ class LocalTriton:
     grpc_port: int = 8001
     metrics_port: int = 8002
     workdir: Path = STATE_DIR
+    admin_key: str = field(default_factory=lambda: secrets.token_hex(16))
     process: subprocess.Popen | None = field(default=None, init=False)
 
     @property
@@ -90,7 +115,13 @@ class LocalTriton:
             f"--backend-config=python,shm-default-byte-size={SHM_BYTES}",
             f"--backend-config=python,shm-growth-byte-size={SHM_BYTES}",
             "--log-verbose=0",
+            *restricted_flags(self.admin_key),
         ]
+
+    def admin_headers(self, protocol: str = "http") -> dict[str, str]:
+        """What an operator's tritonclient call passes (``headers=``) to reach the restricted APIs
+        (Triton reads the gRPC one with the prefix ``triton-grpc-protocol-``)."""
+        return {("triton-grpc-protocol-" if protocol == "grpc" else "") + ADMIN_HEADER: self.admin_key}
 
     def start(self) -> None:
         """Launch the server; refuses when one of its ports is taken, so that another server's
@@ -99,6 +130,10 @@ class LocalTriton:
         if busy:
             raise RuntimeError(f"port(s) {busy} already in use: another server is running (python -m devtools.local_triton down?)")
         self.workdir.mkdir(parents=True, exist_ok=True)
+        _rotate(self.log_path)
+        key_file = self.workdir / "admin_key"
+        key_file.write_text(self.admin_key)
+        key_file.chmod(0o600)
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             self.command(), stdout=log, stderr=subprocess.STDOUT, env=server_environment(), start_new_session=True
@@ -111,29 +146,46 @@ class LocalTriton:
         except OSError:
             return False
 
+    def healthy(self) -> bool:
+        """A tiny real upload answered through every step (``syncdefense health``)."""
+        from sync_defense.client import DetectionError, SyncDefenseClient
+
+        try:
+            with SyncDefenseClient(f"127.0.0.1:{self.grpc_port}", timeout_s=30.0, retry=False) as client:
+                client.health()
+            return True
+        except (DetectionError, OSError):
+            return False
+
     def wait_ready(self, timeout_s: float = 180.0) -> None:
-        """Block until ``/v2/health/ready``; a server that exits or never gets ready raises with its log."""
+        """Block until ``/v2/health/ready`` and then a real answer; a server that exits or never gets
+        there raises with its log. Notes the stubs' shared-memory regions for ``stop``."""
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and self.process is not None and self.process.poll() is None:
             if self.ready():
-                return
-            if self.process is not None and self.process.poll() is not None:
-                break
+                _shm_file(self.workdir).write_text("\n".join(s.shm_region for s in stub_processes(self.process.pid).values()))
+                if self.healthy():
+                    return
             time.sleep(0.5)
         tail = self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
+        exited = self.process is not None and self.process.poll() is not None
+        reason = f"exited with code {self.process.returncode}" if exited else f"did not answer within {timeout_s:.0f} s"
         self.stop()
-        raise RuntimeError(f"tritonserver did not become ready within {timeout_s:.0f} s; log tail:\n{tail}")
+        raise RuntimeError(f"tritonserver {reason}; log tail:\n{tail}")
 
-    def stop(self, timeout_s: float = 30.0) -> None:
-        """SIGTERM (Triton drains in-flight requests), then SIGKILL the group if it hangs."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+    def stop(self) -> str:
+        """SIGTERM: Triton drains in-flight requests for up to ``EXIT_TIMEOUT_S`` and exits by itself
+        (a dead stub makes it wait that long); then its stale shared memory is removed."""
+        if self.process is None:
+            return "not started"
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(EXIT_TIMEOUT_S + 15)
+            except subprocess.TimeoutExpired:  # not seen with --exit-timeout-secs; a hung server must still go
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        return _clear_shm(self.workdir)
 
     def __enter__(self) -> LocalTriton:
         self.start()
@@ -148,16 +200,57 @@ def _pid_file(workdir: Path) -> Path:
     return workdir / "tritonserver.pid"
 
 
+def _shm_file(workdir: Path) -> Path:
+    return workdir / "shm_regions"
+
+
+def _rotate(log: Path) -> None:
+    """tritonserver.log -> .1 -> .2 ...: the log of a server that failed survives the next ``up``."""
+    for i in range(LOG_GENERATIONS - 1, 0, -1):
+        older = log.with_name(f"{log.name}.{i}")
+        if older.exists():
+            older.replace(log.with_name(f"{log.name}.{i + 1}"))
+    if log.exists():
+        log.replace(log.with_name(f"{log.name}.1"))
+
+
+def _clear_shm(workdir: Path) -> str:
+    """Remove the regions this server's stubs used that are still in ``/dev/shm`` once it has exited
+    (Triton removes those of live stubs; a killed stub's stays, 16 MiB to GiBs). Only this server's:
+    other servers on the machine share ``/dev/shm``."""
+    names = _shm_file(workdir).read_text().split() if _shm_file(workdir).exists() else []
+    stale = [SHM_DIR / name for name in names if (SHM_DIR / name).exists()]
+    freed = sum(path.stat().st_size for path in stale)
+    for path in stale:
+        path.unlink()
+    _shm_file(workdir).unlink(missing_ok=True)
+    return f"removed {len(stale)} stale shared-memory region(s), {freed / 2**20:.0f} MiB"
+
+
 def up(server: LocalTriton) -> None:
     """Start in the background, wait for readiness, remember the pid for ``down``."""
     server.start()
     server.wait_ready()
     _pid_file(server.workdir).write_text(str(server.process.pid))
-    print(f"tritonserver ready: http 127.0.0.1:{server.http_port}, grpc 127.0.0.1:{server.grpc_port}, log {server.log_path}")
+    print(f"tritonserver answering: http 127.0.0.1:{server.http_port}, grpc 127.0.0.1:{server.grpc_port}, "
+          f"log {server.log_path}, admin key in {server.workdir / 'admin_key'}")
 
 
-def down(workdir: Path, timeout_s: float = 30.0) -> None:
-    """Stop the server ``up`` started (SIGTERM, then SIGKILL after ``timeout_s``)."""
+def _wait_gone(pid: int) -> str:
+    """Wait for the process group to exit after SIGTERM; SIGKILL only a server hung past its own exit timeout."""
+    started = time.monotonic()
+    while time.monotonic() - started < EXIT_TIMEOUT_S + 15:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return f"stopped in {time.monotonic() - started:.1f} s"
+        time.sleep(0.2)
+    os.killpg(pid, signal.SIGKILL)
+    return "killed after the drain timeout"
+
+
+def down(workdir: Path) -> None:
+    """Stop the server ``up`` started (SIGTERM and its drain; SIGKILL only past ``EXIT_TIMEOUT_S`` + 15 s)."""
     pid_file = _pid_file(workdir)
     if not pid_file.exists():
         print("no server started by 'up' is running")
@@ -166,23 +259,15 @@ def down(workdir: Path, timeout_s: float = 30.0) -> None:
     pid_file.unlink()
     try:
         os.killpg(pid, signal.SIGTERM)
+        outcome = _wait_gone(pid)
     except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            print("tritonserver stopped")
-            return
-        time.sleep(0.2)
-    os.killpg(pid, signal.SIGKILL)
-    print("tritonserver killed after the drain timeout")
+        outcome = "had already exited (its log says why)"
+    print(f"tritonserver {outcome}; {_clear_shm(workdir)}; log {workdir / 'tritonserver.log'}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=("up", "down"))
+    parser.add_argument("action", choices=("up", "down", "flags"))
     parser.add_argument("--repository", type=Path, default=PROJECT_ROOT / "model_repository")
     parser.add_argument("--http-port", type=int, default=8000)
     parser.add_argument("--grpc-port", type=int, default=8001)
@@ -190,8 +275,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.action == "up":
         up(LocalTriton(args.repository, args.http_port, args.grpc_port, args.metrics_port))
-    else:
+    elif args.action == "down":
         down(STATE_DIR)
+    else:
+        print(" ".join(restricted_flags(os.environ.get("SYNC_DEFENSE_ADMIN_KEY", "${SYNC_DEFENSE_ADMIN_KEY}"))))
 
 
 if __name__ == "__main__":

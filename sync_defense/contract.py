@@ -21,6 +21,10 @@ VISUAL_ENCODER, AUDIO_ENCODER, FUSION_CLASSIFIER = "visual_encoder", "audio_enco
 STEPS = (PREPROCESS, SCORE, DECISION)  # the ensemble's Python steps, in order
 GRAPHS = (VISUAL_ENCODER, AUDIO_ENCODER, FUSION_CLASSIFIER)  # the exported graphs that ``score`` calls
 MAX_BATCH = 32  # the graphs' max_batch_size: ``score`` sends chunks of at most this many rows
+# The largest upload: the client refuses bigger files before sending, ``preprocess`` before decoding
+# (``LimitsConfig.max_upload_bytes``). Triton 2.51 has no request-size flag of its own, so a proxy in
+# front (``client_max_body_size``, an ingress body limit) is what stops a bigger body being buffered.
+MAX_UPLOAD_BYTES = 256 * 1024 * 1024
 
 VERDICTS = ("real", "fake", "uncertain", "no_face", "no_speech")
 NUMPY_DTYPES = {"FP32": "float32", "INT32": "int32", "UINT8": "uint8", "STRING": "object"}
@@ -154,6 +158,8 @@ class Answer:
     faces: list[FaceReport] = field(default_factory=list)
     segments: list[SegmentReport] = field(default_factory=list)
     windows: list[WindowReport] = field(default_factory=list)
+    # What limits the answer, in words: a truncated file, a held frame, a face that never speaks, ...
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -80,7 +80,7 @@ def test_dynamic_batching_merges_concurrent_requests(triton) -> None:
     http = httpclient.InferenceServerClient(f"127.0.0.1:{triton.http_port}", concurrency=8)
 
     def stats() -> tuple[int, int]:
-        s = http.get_inference_statistics("visual_encoder")["model_stats"][0]
+        s = http.get_inference_statistics("visual_encoder", headers=triton.admin_headers())["model_stats"][0]
         return int(s["inference_stats"]["success"]["count"]), int(s["execution_count"])
 
     size = DEFAULT_CONFIG.mouth.crop_size

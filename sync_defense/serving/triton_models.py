@@ -8,6 +8,7 @@ plain functions tested without a server.
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from .decision_step import decide
 from .errors import StepError, client_message
 from .preprocess_step import preprocess
 from .score_step import score
+from .watchdog import StubWatchdog, terminate_server
 
 CALIBRATION_FILE = "calibration.json"  # beside model.py in the decision step's version folder
 
@@ -34,13 +36,18 @@ def _response(outputs: dict[str, np.ndarray]) -> pb_utils.InferenceResponse:
 
 
 class _Step:
-    """What every step shares: its contract, and turning an exception into that request's error."""
+    """What every step shares: its contract, the stub watchdog, and turning an exception into that request's error."""
 
     name: str
 
     def initialize(self, args: dict) -> None:
         self.spec = c.step_specs(DEFAULT_CONFIG)[self.name]
         self.version_dir = Path(args["model_repository"]) / args["model_version"]
+        server = os.getppid()
+        self.watchdog = StubWatchdog(server, terminate_server(server, pb_utils.Logger.log_error)).start()
+
+    def finalize(self) -> None:
+        self.watchdog.stop()
 
     def _failure(self, exc: BaseException) -> pb_utils.InferenceResponse:
         message, log = client_message(self.name, exc)
