@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from sync_defense.contract import MAX_UPLOAD_BYTES
+
 
 @dataclass(frozen=True)
 class TimelineConfig:
@@ -86,11 +88,22 @@ class SpeechConfig:
 
 @dataclass(frozen=True)
 class LimitsConfig:
-    """What one upload may cost: longer videos are sampled, much longer ones refused."""
+    """What one upload may cost, all in one place: longer videos are sampled, much longer ones refused.
+
+    Cost follows timestamps and headers, not bytes, so each limit is checked before the memory or
+    CPU it guards is spent (``decode.py``): from the container's header when it is opened, then on
+    every decoded frame. The README's limits table lists them.
+    """
 
     max_windows_per_face: int = 60  # past this many windows per face the windows are sampled (cost stops growing)
-    max_duration_s: float = 3600.0  # audio is held whole (64 kB/s): longer uploads are refused
-    min_duration_s: float = 1.0  # one full window
+    max_duration_s: float = 3600.0  # declared by the header, then spanned by the frames; audio is held whole (64 kB/s)
+    min_duration_s: float = 2.0  # at least one window and faces.track_min_seconds: a shorter clip could never hold a face track
+    max_upload_bytes: int = MAX_UPLOAD_BYTES  # the client checks the same number before sending (contract)
+    max_frame_gap_s: float = 5.0  # longer without a frame is a timestamp trick (2 frames 300 s apart), not a video
+    max_frame_pixels: int = 3840 * 2160  # 4K UHD; checked in the header before a frame is decoded (16000x16000 PNG)
+    max_video_frames: int = 216_000  # an hour at 60 fps: decoding cost is per stored frame, not per timeline frame
+    max_audio_offset_s: float = 30.0  # audio starting later (or earlier) than this from the first frame is refused
+    max_wall_s: float = 240.0  # decoding budget per upload, under the client's default 300-s deadline
 
 
 @dataclass(frozen=True)
@@ -107,6 +120,8 @@ class PreprocessConfig:
     def __post_init__(self) -> None:
         if self.audio.sample_rate % (self.audio.hop_length * self.timeline.fps):
             raise ValueError("hop_length * fps must divide sample_rate: mel frames must align with video frames")
+        if self.limits.min_duration_s < self.faces.track_min_seconds:
+            raise ValueError("limits.min_duration_s must be at least faces.track_min_seconds: shorter videos would answer no_face")
 
     @property
     def mels_per_frame(self) -> int:

@@ -75,7 +75,7 @@ def _crop_mouths(data: bytes, plans: list[CropPlan], n_frames: int, cfg: Preproc
 
 def _check_length(n_frames: int, cfg: PreprocessConfig) -> None:
     duration_s = n_frames / cfg.timeline.fps
-    if n_frames < cfg.timeline.clip_frames:
+    if n_frames < max(cfg.timeline.clip_frames, round(cfg.limits.min_duration_s * cfg.timeline.fps)):
         raise MediaError(f"the video lasts {duration_s:.2f} s; at least {cfg.limits.min_duration_s:.2f} s is needed")
     if duration_s > cfg.limits.max_duration_s:
         raise MediaError(f"the video lasts {duration_s:.0f} s; this server takes at most {cfg.limits.max_duration_s:.0f} s")

@@ -67,7 +67,7 @@ def test_long_video_is_sampled_within_the_cap() -> None:
 
 def test_too_short_video_is_a_clear_error() -> None:
     data = encode_mp4(np.zeros((12, 64, 64, 3), np.uint8), 25, np.zeros(8000, np.float32), CFG.audio.sample_rate)
-    with pytest.raises(MediaError, match="at least 1.00 s"):
+    with pytest.raises(MediaError, match="at least 2.00 s"):
         preprocess_video(data)
 
 

@@ -10,7 +10,8 @@ run of ``segment_windows`` consecutive voting windows — a manipulated stretch 
 an otherwise real video must not be averaged away. A face is *speaking* when its mouth moves
 during speech (``min_mouth_motion``); the video's probability is the largest over speaking faces
 (over all faces when none moves its mouth), so a listener whose still mouth does not match the
-voice cannot make a real conversation fake. ``fake`` / ``real`` at the calibrated thresholds,
+voice cannot make a real conversation fake; when no face moves its mouth (a still photo with a
+voice) the verdict is ``uncertain``, with a warning, since lip sync cannot be judged. ``fake`` / ``real`` at the calibrated thresholds,
 ``uncertain`` between them.
 """
 
@@ -28,6 +29,7 @@ from sync_defense.preprocessing.config import DEFAULT_CONFIG
 from .offsets import DEFAULT_SEARCH, OffsetSearchConfig, estimate_offset
 
 CALIBRATION = Path(__file__).resolve().parents[2] / "checkpoints" / "calibration.json"
+TRUNCATION_TOLERANCE_S = 0.5  # decoded shorter than declared by more (and by 5 %): the file is cut
 
 
 @dataclass(frozen=True)
@@ -157,12 +159,14 @@ def analyse(scored: ScoredVideo, info: dict, cfg: DecisionConfig) -> Answer:
     else:
         probability = deciding.fake_probability
         verdict = verdict_of(probability, cfg)
+    if deciding is not None and not deciding.speaking:
+        verdict = "uncertain"  # nobody on screen speaks (a still photo, a voice-over): lip sync cannot be judged
     offset = deciding.av_offset_frames if deciding else None
     order = np.lexsort((scored.window_start, scored.window_track))
     return Answer(
         verdict=verdict,
         fake_probability=probability,
-        confidence=_rounded(confidence_of(probability, cfg)) if probability is not None else 0.0,
+        confidence=_rounded(confidence_of(probability, cfg)) if probability is not None and verdict != "uncertain" else 0.0,
         av_offset_frames=offset,
         av_offset_s=None if offset is None else round(offset / cfg.fps, 3),
         deciding_track_id=deciding.track_id if deciding else None,
@@ -177,4 +181,18 @@ def analyse(scored: ScoredVideo, info: dict, cfg: DecisionConfig) -> Answer:
                          speech=_rounded(scored.window_speech[i], 3), mouth_motion=_rounded(scored.window_motion[i], 3))
             for i in order
         ],
+        warnings=answer_warnings(info, faces, deciding),
     )
+
+
+def answer_warnings(info: dict, faces: list[FaceReport], deciding: FaceReport | None) -> list[str]:
+    """What limits this answer, in words the user can act on (``Answer.warnings``)."""
+    warnings = []
+    declared, decoded = info.get("declared_duration_s"), info["duration_s"]
+    if declared and declared - decoded > max(TRUNCATION_TOLERANCE_S, 0.05 * declared):
+        warnings.append(f"truncated: only {decoded:.1f} s of the {declared:.1f} s the file declares could be decoded; "
+                        "the answer covers those seconds only")
+    if deciding is not None and not deciding.speaking:
+        warnings.append("no face on screen moves its mouth while the voice speaks (a still picture or a voice from off "
+                        "screen): lip sync cannot be judged, so the verdict is uncertain")
+    return warnings

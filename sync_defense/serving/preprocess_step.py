@@ -9,6 +9,7 @@ import numpy as np
 from sync_defense import contract as c
 from sync_defense.inference.offsets import DEFAULT_SEARCH, OffsetSearchConfig, plan_pairs
 from sync_defense.preprocessing import DEFAULT_CONFIG, MediaError, PreprocessConfig, preprocess_video
+from sync_defense.preprocessing.decode import declared_video_duration, wall_clock_budget
 
 
 def preprocess(upload: np.ndarray, pre: PreprocessConfig = DEFAULT_CONFIG,
@@ -17,7 +18,10 @@ def preprocess(upload: np.ndarray, pre: PreprocessConfig = DEFAULT_CONFIG,
     upload = np.asarray(upload, dtype=object).reshape(-1)
     if upload.size != 1:
         raise MediaError(f"send exactly one video per request (got {upload.size})")
-    video = preprocess_video(bytes(upload[0]), pre)
+    data = bytes(upload[0])
+    with wall_clock_budget(pre.limits.max_wall_s):
+        declared_s = declared_video_duration(data, pre)  # refuses oversized uploads and lying headers first
+        video = preprocess_video(data, pre)
     pairs = plan_pairs(video.window_start, video.window_track, video.window_speech, video.n_frames,
                        pre.timeline.clip_frames, pre.speech.min_window_fraction, search)
     return {
@@ -25,5 +29,5 @@ def preprocess(upload: np.ndarray, pre: PreprocessConfig = DEFAULT_CONFIG,
         c.WINDOW_TRACK: video.window_track, c.WINDOW_START: video.window_start,
         c.WINDOW_SPEECH: video.window_speech, c.WINDOW_MOTION: video.window_motion,
         c.PAIR_WINDOW: pairs.window, c.PAIR_SHIFT: pairs.shift,
-        c.VIDEO_INFO: np.array([json.dumps(video.info(pre)).encode()], dtype=np.object_),
+        c.VIDEO_INFO: np.array([json.dumps({**video.info(pre), "declared_duration_s": declared_s}).encode()], dtype=np.object_),
     }
