@@ -33,9 +33,11 @@ VIDEO_SUFFIXES = frozenset({".mp4", ".webm", ".mov", ".avi", ".mkv"})
 
 
 def find_videos(source: Path) -> list[Path]:
-    """A directory's videos (recursively, sorted) or the paths listed in a text file (relative to its folder)."""
+    """A directory's videos (recursively, sorted), the paths listed in a text file (relative to its folder), or one video."""
     if source.is_dir():
         paths = sorted(p.resolve() for p in source.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+    elif source.suffix.lower() in VIDEO_SUFFIXES:
+        paths = [source.resolve()]
     else:
         lines = (line.strip() for line in source.read_text().splitlines())
         paths = [(source.parent / line).resolve() for line in lines if line and not line.startswith("#")]
@@ -104,14 +106,11 @@ class Worker(threading.Thread):
         return self.clients[url]
 
     def score(self, path: Path) -> dict:
-        try:
-            video = path.read_bytes()
-        except OSError as error:
-            return {"file": str(path), "error": f"cannot read: {error}"}
+        """The video's line: its answer, or its error (unreadable, too large, refused by a server that is fine)."""
         for url in self.urls:
             client = self._client(url)
             try:
-                return client.detect(video, name=str(path)).to_dict()
+                return client.detect(path).to_dict()
             except (DetectionError, OSError) as error:
                 if _alive(client):
                     return {"file": str(path), "error": str(error)}

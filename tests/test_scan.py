@@ -47,6 +47,7 @@ def test_sources_and_an_interrupted_results_file(tmp_path: Path) -> None:
     listing.write_text(f"# archive\na.mp4\n\n{tmp_path / 'c.webm'}\na.mp4\n")
     assert find_videos(tmp_path) == [tmp_path / "a.mp4"]
     assert find_videos(listing) == [tmp_path / "a.mp4", tmp_path / "c.webm"]  # relative to the list, deduplicated
+    assert find_videos(tmp_path / "a.mp4") == [tmp_path / "a.mp4"]
 
     out = tmp_path / "results.jsonl"
     out.write_text('{"file": "/x.mp4", "verdict": "real"}\n{"file": "/y.mp4", "ver')  # killed mid-write
