@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
-import threading
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 from conftest import free_port
 from sync_defense.client import DetectionError, SyncDefenseClient, UploadTooLarge
 from sync_defense.client.cli import main as cli
+from sync_defense.export.model_repository import STEP_QUEUE
+from sync_defense.preprocessing import DEFAULT_CONFIG
 from tritonclient.utils import InferenceServerException
 
 from devtools.local_triton import SHM_DIR, LocalTriton, _rotate
@@ -80,29 +85,85 @@ def test_logs_are_rotated_not_truncated(tmp_path: Path) -> None:
     assert [p.read_text() for p in (log, tmp_path / "tritonserver.log.1", tmp_path / "tritonserver.log.2")] == ["third", "second", "first"]
 
 
-def test_a_killed_step_stops_the_server_so_that_it_is_replaced(triton, talking_mp4: bytes, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def second_server(triton, tmp_path_factory: pytest.TempPathFactory):
+    """A server of its own (a test kills one of its steps), whose preprocess queue holds a single upload."""
+    work = tmp_path_factory.mktemp("second")
+    repository = work / "model_repository"
+    shutil.copytree(triton.repository, repository)
+    config = repository / c.PREPROCESS / "config.pbtxt"
+    config.write_text(config.read_text().replace(f"max_queue_size: {STEP_QUEUE}", "max_queue_size: 1"))
+    with LocalTriton(repository, free_port(), free_port(), free_port(), workdir=work) as server:
+        yield server
+
+
+def test_a_full_queue_refuses_at_once_and_the_client_retries(second_server) -> None:
+    """Two uploads in preprocess and one queued: the others are refused (UNAVAILABLE) instead of waiting without
+    bound; the client's backoff then gets every one of them answered before its deadline."""
+    url = f"127.0.0.1:{second_server.grpc_port}"
+    with ThreadPoolExecutor(6) as pool:
+        once = list(pool.map(lambda _: _attempt(SyncDefenseClient(url, retry=False), None), range(6)))
+        retried = list(pool.map(lambda _: _attempt(SyncDefenseClient(url, timeout_s=120), None), range(6)))
+    refused = [r for r in once if isinstance(r, DetectionError)]
+    assert refused and all("Exceeds maximum queue size" in str(r) for r in refused)
+    assert retried == ["no_speech"] * 6
+
+
+def test_a_killed_step_stops_the_server_so_that_it_is_replaced(second_server, talking_mp4: bytes) -> None:
     """Triton 2.51 never restarts a dead Python stub and stays ready; the steps' watchdog makes it leave instead:
     readiness fails, the server drains and exits by itself (no SIGKILL) and its shared memory is cleared."""
-    server = LocalTriton(triton.repository, free_port(), free_port(), free_port(), workdir=tmp_path)
-    with server:
-        regions = (tmp_path / "shm_regions").read_text().split()
-        victim = next(pid for pid, stub in instance_stubs(server.process.pid).items() if stub.instance == "preprocess_0_0")
-        client = SyncDefenseClient(f"127.0.0.1:{server.grpc_port}", retry=False)
-        outcome: list[object] = []
-        upload = threading.Thread(target=lambda: outcome.append(_attempt(client, talking_mp4)))
-        upload.start()
+    server = second_server
+    regions = (server.workdir / "shm_regions").read_text().split()
+    victim = next(pid for pid, stub in instance_stubs(server.process.pid).items() if stub.instance == "preprocess_0_0")
+    client = SyncDefenseClient(f"127.0.0.1:{server.grpc_port}", retry=False)
+    with ThreadPoolExecutor(1) as pool:
+        upload = pool.submit(_attempt, client, talking_mp4)
         os.kill(victim, signal.SIGKILL)  # mid-request (one of the two preprocess instances)
-        upload.join(120)
-        assert server.process.wait(60) != -signal.SIGKILL  # exited by itself, within its drain time
-        assert not server.ready()
-    log = server.log_path.read_text()
-    assert "preprocess_0_0 died and Triton does not restart them" in log
+        assert upload.result(120) is not None  # an answer or a clear error, never a hang
+    assert server.process.wait(60) != -signal.SIGKILL  # exited by itself, within its drain time
+    assert not server.ready()
+    server.stop()
+    assert "preprocess_0_0 died and Triton does not restart them" in server.log_path.read_text()
     assert not [r for r in regions if (SHM_DIR / r).exists()]
-    assert outcome  # the upload got an answer or a clear error, never a hang
 
 
-def _attempt(client: SyncDefenseClient, video: bytes) -> object:
+def _attempt(client: SyncDefenseClient, video: bytes | None) -> str | DetectionError:
+    """The verdict, or the error (``None``: the health video)."""
     try:
-        return client.detect(video).verdict
+        return (client.health() if video is None else client.detect(video)).verdict
     except DetectionError as exc:
         return exc
+
+
+def _tensors(model: str, values: dict[str, np.ndarray]) -> list[grpcclient.InferInput]:
+    specs = {t.name: t for t in c.step_specs(DEFAULT_CONFIG)[model].inputs}
+    tensors = []
+    for name, value in values.items():
+        tensor = grpcclient.InferInput(name, list(value.shape), specs[name].dtype.replace("STRING", "BYTES"))
+        tensor.set_data_from_numpy(value)
+        tensors.append(tensor)
+    return tensors
+
+
+def test_a_direct_call_to_score_cannot_buy_minutes_of_cpu(triton) -> None:
+    """Triton 2.51 has no per-model ACL: ``score`` refuses what ``preprocess`` never sends, before any graph runs."""
+    t, s = DEFAULT_CONFIG.timeline.clip_frames, DEFAULT_CONFIG.mouth.crop_size
+    pairs = np.zeros(32000, np.int32)
+    inputs = {c.MOUTH_CROPS: np.zeros((1, t, s, s, 3), np.uint8), c.MEL: np.zeros((80, 4 * t + 1), np.float32),
+              c.WINDOW_START: np.zeros(1, np.int32), c.PAIR_WINDOW: pairs, c.PAIR_SHIFT: pairs}
+    grpc = grpcclient.InferenceServerClient(f"127.0.0.1:{triton.grpc_port}")
+    with pytest.raises(InferenceServerException, match=r"score takes at most 240 windows and 720 pairs \(got 1 and 32000\)"):
+        grpc.infer(c.SCORE, _tensors(c.SCORE, inputs))
+
+
+def test_internal_errors_carry_an_incident_id_not_a_traceback(triton) -> None:
+    n = np.zeros(1, np.int32)
+    inputs = {c.PAIR_FAKE_PROBABILITY: np.ones(1, np.float32), c.PAIR_WINDOW: n, c.PAIR_SHIFT: n, c.WINDOW_TRACK: n,
+              c.WINDOW_START: n, c.WINDOW_SPEECH: np.ones(1, np.float32), c.WINDOW_MOTION: np.ones(1, np.float32),
+              c.VIDEO_INFO: np.array([b"{not json"], dtype=np.object_)}
+    grpc = grpcclient.InferenceServerClient(f"127.0.0.1:{triton.grpc_port}")
+    with pytest.raises(InferenceServerException) as refused:
+        grpc.infer(c.DECISION, _tensors(c.DECISION, inputs))
+    message = refused.value.message()
+    assert re.fullmatch(r"decision failed: internal error [0-9a-f]{12} \(the server log has the details\)", message), message
+    assert "Traceback" not in message and "/" not in message

@@ -10,8 +10,6 @@ from __future__ import annotations
 import traceback
 import uuid
 
-from sync_defense.preprocessing import MediaError
-
 
 class StepError(Exception):
     """This request cannot be served; the message is safe to send to the client."""
@@ -19,10 +17,17 @@ class StepError(Exception):
 
 def client_message(step: str, exc: BaseException) -> tuple[str, str | None]:
     """``(message for the client, server log entry or None)`` for an exception raised by ``step``."""
+    from sync_defense.preprocessing import MediaError  # here: the graph stubs use ``internal_error`` without OpenCV/PyAV
+
     if isinstance(exc, MediaError):
         return f"bad video: {exc}", None
     if isinstance(exc, StepError):
         return str(exc), None
+    return internal_error(step, exc)
+
+
+def internal_error(step: str, exc: BaseException) -> tuple[str, str]:
+    """A bug or an outage: the client gets an incident id, the server log the traceback under it."""
     incident = uuid.uuid4().hex[:12]
     trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     return (f"{step} failed: internal error {incident} (the server log has the details)",

@@ -14,12 +14,15 @@ import numpy as np
 import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
 
+from .errors import internal_error
+
 
 class OnnxGraphModel:
     """Loads ``<version>/model.onnx``; inputs and outputs are named as in ``config.pbtxt``."""
 
     def initialize(self, args: dict) -> None:
         config = json.loads(args["model_config"])
+        self.name = config["name"]
         self.inputs = [t["name"] for t in config["input"]]
         self.outputs = [t["name"] for t in config["output"]]
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
@@ -30,6 +33,15 @@ class OnnxGraphModel:
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def execute(self, requests: list) -> list:
+        """The batch in one run; a failure fails the batch's requests with an incident id, never a traceback."""
+        try:
+            return self._run(requests)
+        except Exception as exc:
+            message, log = internal_error(self.name, exc)
+            pb_utils.Logger.log_error(log)
+            return [pb_utils.InferenceResponse(error=pb_utils.TritonError(message)) for _ in requests]
+
+    def _run(self, requests: list) -> list:
         feeds = {
             name: [pb_utils.get_input_tensor_by_name(r, name).as_numpy() for r in requests] for name in self.inputs
         }

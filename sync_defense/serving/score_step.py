@@ -17,9 +17,11 @@ from collections.abc import Awaitable, Callable, Mapping
 import numpy as np
 
 from sync_defense import contract as c
-from sync_defense.inference.offsets import audio_plan
+from sync_defense.inference.offsets import DEFAULT_SEARCH, OffsetSearchConfig, audio_plan
 from sync_defense.preprocessing import DEFAULT_CONFIG, PreprocessConfig
 from sync_defense.preprocessing.windows import audio_windows, normalise_crops
+
+from .errors import StepError
 
 # (graph name, {input name: rows}, output name) -> the output's rows
 GraphRunner = Callable[[str, dict[str, np.ndarray], str], Awaitable[np.ndarray]]
@@ -38,11 +40,26 @@ async def _map(run_graph: GraphRunner, graph: str, rows: int, inputs: Callable[[
     return np.concatenate(await asyncio.gather(*(chunk(slice(i, i + max_batch)) for i in range(0, rows, max_batch))))
 
 
+def check_pairs(n_windows: int, pair_window: np.ndarray, pair_shift: np.ndarray, pre: PreprocessConfig = DEFAULT_CONFIG,
+                search: OffsetSearchConfig = DEFAULT_SEARCH) -> None:
+    """Refuse what ``preprocess`` can never send, before a graph runs: Triton 2.51 has no per-model
+    access control, so a client can call ``score`` directly (32000 pairs for 0.5 MB cost minutes)."""
+    max_windows = pre.faces.max_faces * pre.limits.max_windows_per_face
+    max_pairs = max_windows + pre.faces.max_faces * search.windows * 2 * search.max_frames
+    if n_windows > max_windows or len(pair_window) > max_pairs:
+        raise StepError(f"score takes at most {max_windows} windows and {max_pairs} pairs "
+                        f"(got {n_windows} and {len(pair_window)})")
+    if len(pair_window) != len(pair_shift) or (len(pair_window) and (
+            pair_window.min() < 0 or pair_window.max() >= n_windows or np.abs(pair_shift).max() > search.max_frames)):
+        raise StepError("score's pairs must name its windows and shifts within the offset search")
+
+
 async def score(tensors: Mapping[str, np.ndarray], run_graph: GraphRunner, pre: PreprocessConfig = DEFAULT_CONFIG,
                 max_batch: int = c.MAX_BATCH) -> dict[str, np.ndarray]:
     """``PAIR_FAKE_PROBABILITY`` for the pairs of one upload's ``preprocess`` output."""
     crops, mel = tensors[c.MOUTH_CROPS], tensors[c.MEL]
     pair_window, pair_shift = tensors[c.PAIR_WINDOW], tensors[c.PAIR_SHIFT]
+    check_pairs(len(crops), pair_window, pair_shift, pre)
     if not len(pair_window):
         return {c.PAIR_FAKE_PROBABILITY: np.zeros(0, np.float32)}
     audio = audio_plan(tensors[c.WINDOW_START], pair_window, pair_shift)
