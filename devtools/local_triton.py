@@ -80,6 +80,13 @@ def server_environment() -> dict[str, str]:
     return env
 
 
+def free_port() -> int:
+    """A loopback port nobody listens on now (for servers beside ``make up``'s: tests, benchmarks)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def _port_in_use(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) == 0
