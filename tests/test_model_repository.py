@@ -24,11 +24,14 @@ def test_profiles_share_pipeline_and_differ_in_the_graph_runtime() -> None:
     cpu = repository_configs("cpu", MODEL_CONFIGS["tiny"])
     gpu = repository_configs("gpu", MODEL_CONFIGS["tiny"])
     assert cpu.keys() == gpu.keys()
-    for name in (c.ENSEMBLE, *c.STEPS):
+    for name in (c.ENSEMBLE, c.SCORE, c.DECISION):
         assert cpu[name] == gpu[name]
+    # Only the preprocess instance count differs among the steps: the GPU node's cores minus one.
+    assert gpu[c.PREPROCESS] == cpu[c.PREPROCESS].replace("count: 2", "count: 3")
+    assert "count: 15" in repository_configs("gpu", MODEL_CONFIGS["tiny"], cores=16)[c.PREPROCESS]
     for name in c.GRAPHS:
         assert 'backend: "python"' in cpu[name] and "KIND_CPU" in cpu[name]
-        assert 'platform: "onnxruntime_onnx"' in gpu[name] and '"tensorrt"' in gpu[name] and '"FP16"' in gpu[name]
+        assert 'platform: "onnxruntime_onnx"' in gpu[name] and "KIND_GPU" in gpu[name] and "model_warmup" in gpu[name]
         assert "dynamic_batching" in cpu[name] and "dynamic_batching" in gpu[name]
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import onnx
 import pytest
 from google.protobuf import text_format
-from sync_defense.export.model_repository import GPU_MAX_QUEUE, GPU_PREFERRED_BATCHES, build_repository
+from sync_defense.export.model_repository import GPU_PREFERRED_BATCHES, GRAPH_QUEUE, build_repository
 from sync_defense.export.tensorrt_engines import tensorrt_config
 from sync_defense.preprocessing import DEFAULT_CONFIG
 from tritonclient.grpc import model_config_pb2 as mc
@@ -57,7 +57,7 @@ def _check_graph(config: mc.ModelConfig, graph: onnx.ModelProto, spec: c.ModelSp
         batching = config.dynamic_batching
         assert list(batching.preferred_batch_size) == list(GPU_PREFERRED_BATCHES)
         assert all(1 <= b <= c.MAX_BATCH for b in batching.preferred_batch_size)
-        assert batching.default_queue_policy.max_queue_size == GPU_MAX_QUEUE > 0
+        assert batching.default_queue_policy.max_queue_size == GRAPH_QUEUE > 0
         [warmup] = config.model_warmup
         assert warmup.batch_size == c.MAX_BATCH
         assert [(k, mc.DataType.Name(v.data_type), tuple(v.dims)) for k, v in warmup.inputs.items()] == _spec(spec.inputs)
