@@ -48,8 +48,8 @@ test: venv
 test-fast: venv
 	$(BIN)/python -m pytest -m "not server"
 
-perf: repository
-	$(BIN)/python -m devtools.local_triton up --repository $(REPO)
+perf: repository  # perf_analyzer reads metadata, configs and statistics over gRPC, where it sends no operator key
+	$(BIN)/python -m devtools.local_triton up --repository $(REPO) --open metadata,model-config,statistics
 	$(BIN)/python -m benchmarks.perf_analyzer --video $(SAMPLE) --concurrency 1 2 4; status=$$?; \
 	  $(BIN)/python -m devtools.local_triton down; exit $$status
 

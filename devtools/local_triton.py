@@ -7,6 +7,7 @@ expects and starts, waits for and stops the server.
     python -m devtools.local_triton up --repository model_repository
     python -m devtools.local_triton down
     python -m devtools.local_triton flags     # the closed-by-default flags, for SYNC_DEFENSE_TRITON_ARGS
+    python -m devtools.local_triton up --open metadata,model-config,statistics   # for perf_analyzer over gRPC
 
 Closed by default: clients reach inference and health; metadata, model configs, the repository,
 shared-memory registration, statistics, trace and logging need the header ``sync-defense-admin``
@@ -44,10 +45,13 @@ ADMIN_HEADER = "sync-defense-admin"
 RESTRICTED = "metadata,model-config,model-repository,shared-memory,statistics,trace,logging"
 
 
-def restricted_flags(admin_key: str) -> list[str]:
-    """The closed-by-default flags: the same APIs behind ``ADMIN_HEADER: admin_key`` on HTTP and gRPC."""
-    return [f"--http-restricted-api={RESTRICTED}:{ADMIN_HEADER}={admin_key}",
-            f"--grpc-restricted-protocol={RESTRICTED}:{ADMIN_HEADER}={admin_key}",
+def restricted_flags(admin_key: str, open_apis: tuple[str, ...] = ()) -> list[str]:
+    """The closed-by-default flags: the same APIs behind ``ADMIN_HEADER: admin_key`` on HTTP and gRPC,
+    but ``open_apis`` (perf_analyzer over gRPC needs metadata, model-config and statistics and can
+    send no header there: ``make perf`` opens those on its own server)."""
+    closed = ",".join(api for api in RESTRICTED.split(",") if api not in open_apis)
+    return [f"--http-restricted-api={closed}:{ADMIN_HEADER}={admin_key}",
+            f"--grpc-restricted-protocol={closed}:{ADMIN_HEADER}={admin_key}",
             "--model-control-mode=none", f"--exit-timeout-secs={EXIT_TIMEOUT_S}"]
 
 
@@ -102,6 +106,7 @@ class LocalTriton:
     metrics_port: int = 8002
     workdir: Path = STATE_DIR
     admin_key: str = field(default_factory=lambda: secrets.token_hex(16))
+    open_apis: tuple[str, ...] = ()  # restricted APIs left open on this server (see ``restricted_flags``)
     process: subprocess.Popen | None = field(default=None, init=False)
 
     @property
@@ -122,7 +127,7 @@ class LocalTriton:
             f"--backend-config=python,shm-default-byte-size={SHM_BYTES}",
             f"--backend-config=python,shm-growth-byte-size={SHM_BYTES}",
             "--log-verbose=0",
-            *restricted_flags(self.admin_key),
+            *restricted_flags(self.admin_key, self.open_apis),
         ]
 
     def admin_headers(self, protocol: str = "http") -> dict[str, str]:
@@ -279,9 +284,11 @@ def main() -> None:
     parser.add_argument("--http-port", type=int, default=8000)
     parser.add_argument("--grpc-port", type=int, default=8001)
     parser.add_argument("--metrics-port", type=int, default=8002)
+    parser.add_argument("--open", default="", metavar="APIS", help=f"comma-separated restricted APIs to leave open (of {RESTRICTED})")
     args = parser.parse_args()
     if args.action == "up":
-        up(LocalTriton(args.repository, args.http_port, args.grpc_port, args.metrics_port))
+        opened = tuple(api for api in args.open.split(",") if api)
+        up(LocalTriton(args.repository, args.http_port, args.grpc_port, args.metrics_port, open_apis=opened))
     elif args.action == "down":
         down(STATE_DIR)
     else:

@@ -21,7 +21,7 @@ from sync_defense.export.model_repository import STEP_QUEUE
 from sync_defense.preprocessing import DEFAULT_CONFIG
 from tritonclient.utils import InferenceServerException
 
-from devtools.local_triton import SHM_DIR, LocalTriton, _rotate
+from devtools.local_triton import SHM_DIR, LocalTriton, _rotate, restricted_flags
 from sync_defense import contract as c
 from sync_defense.serving.watchdog import instance_stubs
 
@@ -167,3 +167,9 @@ def test_internal_errors_carry_an_incident_id_not_a_traceback(triton) -> None:
     message = refused.value.message()
     assert re.fullmatch(r"decision failed: internal error [0-9a-f]{12} \(the server log has the details\)", message), message
     assert "Traceback" not in message and "/" not in message
+
+
+def test_an_operator_can_open_named_apis_for_perf_analyzer() -> None:
+    flags = " ".join(restricted_flags("key", open_apis=("metadata", "model-config", "statistics")))
+    assert "--grpc-restricted-protocol=model-repository,shared-memory,trace,logging:sync-defense-admin=key" in flags
+    assert "statistics" not in flags and "--model-control-mode=none" in flags
