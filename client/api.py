@@ -23,6 +23,9 @@ DEFAULT_URLS = {"grpc": "localhost:8001", "http": "localhost:8000"}
 HEALTH_VIDEO = "health.mp4"
 # Server busy or restarting (queue full, not ready yet, connection refused): worth another try.
 RETRYABLE = {"StatusCode.UNAVAILABLE", "503"}
+# A step instance Triton found unresponsive (INTERNAL): its stub missed the 1-s health handshake under CPU
+# starvation, or died and the server is being replaced; another try may reach a healthy instance or server.
+RETRYABLE_MESSAGES = ("is not healthy",)
 BACKOFF_S = (0.25, 4.0)  # first wait, longest wait; doubled after every failed attempt
 
 
@@ -108,7 +111,9 @@ class SyncDefenseClient:
                     return self._client.infer(self.model, [upload], outputs=wanted, client_timeout=max(left, 0.001))
                 return self._client.infer(self.model, [upload], outputs=wanted)
             except self._triton.InferenceServerException as exc:
-                error, retryable = DetectionError(exc.message() or str(exc)), str(exc.status()) in RETRYABLE
+                message = exc.message() or str(exc)
+                error = DetectionError(message)
+                retryable = str(exc.status()) in RETRYABLE or any(m in message for m in RETRYABLE_MESSAGES)
             except ConnectionError as exc:  # HTTP: the port is closed while the server restarts
                 error, retryable = DetectionError(f"cannot reach {self.url}: {exc}"), True
             if not (self.retry and retryable) or time.perf_counter() + wait >= deadline:
