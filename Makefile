@@ -9,7 +9,7 @@ REPO := model_repository
 SAMPLE := samples/talking_head.mp4
 MODEL_SOURCES := $(wildcard checkpoints/*.pt sync_defense/model/*.py export/*.py preprocessing/*.py)
 
-.PHONY: venv repository up down demo test test-fast perf lint train evaluate
+.PHONY: venv repository up down demo test test-fast perf lint train evaluate realval
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,9 @@ $(BIN)/.installed: pyproject.toml
 	# silero-vad only for the ONNX model in its wheel (preprocessing/vad.py runs it with onnxruntime): --no-deps,
 	# as its declared torch/torchaudio requirements would pull multi-GB CUDA builds. 6.2.3 ships the sequence model.
 	$(BIN)/pip install -q --no-deps silero-vad==6.2.3
+	# mediapipe 0.10.21 for BlazeFace and the face mesh inside its wheel (newer releases ship no models); --no-deps as
+	# its declared needs would replace numpy and protobuf (pyproject lists what it really needs).
+	$(BIN)/pip install -q --no-deps mediapipe==0.10.21
 	touch $@
 
 venv: $(BIN)/.installed
@@ -56,12 +59,22 @@ perf: repository  # perf_analyzer reads metadata, configs and statistics over gR
 lint: venv
 	$(BIN)/ruff check .
 
-# Retrain the committed checkpoint from scratch: corpus (deterministic), training, held-out report.
+# Retrain the committed checkpoint from scratch: real material fetched by pinned version, rendered corpus
+# (deterministic), real mouths re-timed to real speech (Video Rewrite), training, held-out report, calibration.
 train: venv
-	$(BIN)/python -m sync_defense.synthetic.corpus.generate --out build/corpus --train 640 --val 160 --workers 2
+	$(BIN)/python -m sync_defense.realdata.build --out build/realval --training-out build/realdata/training
+	$(BIN)/python -m sync_defense.synthetic.corpus.generate --out build/corpus --train 300 --val 100 --workers 2
+	$(BIN)/python -m sync_defense.realdata.rewrite --training build/realdata/training --corpus build/corpus --clips 120
 	$(BIN)/python -m sync_defense.training.train --config configs/tiny.json
 	$(BIN)/python -m sync_defense.training.evaluate --out build/eval
 	$(BIN)/python -m sync_defense.training.calibrate --out checkpoints/calibration.json
+
+# Recordings of real people (never trained on) through the served ensemble: build/realval/report/report.md.
+realval: repository
+	$(BIN)/python -m sync_defense.realdata.build --out build/realval --training-out build/realdata/training
+	$(BIN)/python -m devtools.local_triton up --repository $(REPO)
+	$(BIN)/python -m sync_defense.realdata.score --manifest build/realval/manifest.json --url 127.0.0.1:8001 \
+	  --out build/realval/report; status=$$?; $(BIN)/python -m devtools.local_triton down; exit $$status
 
 # The held-out report in PyTorch and through the served ensemble.
 evaluate: repository

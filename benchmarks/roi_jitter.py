@@ -17,7 +17,6 @@ import cv2
 import numpy as np
 from sync_defense.preprocessing import DEFAULT_CONFIG, PreprocessConfig
 from sync_defense.preprocessing.faces import build_tracks
-from sync_defense.preprocessing.mouth import mouth_boxes
 from sync_defense.preprocessing.pipeline import scan_faces
 
 from sync_defense.synthetic import scenes
@@ -33,6 +32,7 @@ UNSMOOTHED = replace(DEFAULT_CONFIG, faces=replace(DEFAULT_CONFIG.faces, box_med
 class Jitter:
     jitter_px: float  # mean |delta(crop centre - true mouth)| per frame
     crop_side_jitter_px: float  # mean |delta(crop side)| per frame
+    crop_side_px: float  # median crop side
     true_motion_px: float  # mean |delta(true mouth)| per frame: how much the head really moves
     face_width_px: float
 
@@ -40,10 +40,9 @@ class Jitter:
 def true_mouth_centres(n: int, face: str = "grace_hopper") -> np.ndarray:
     """Where the renderer put the mouth on each frame ``(n, 2)``: the photo's mouth point through the head pose."""
     photo = face_bank()[face]
-    x, y, w, h = photo.box
-    scale = scenes.FACE_WIDTH_FRAC * TILE[0] / w
+    scale = scenes.FACE_WIDTH_FRAC * TILE[0] / photo.box[2]
     target = np.array([TILE[0] * scenes.FACE_CENTRE_FRAC[0], TILE[1] * scenes.FACE_CENTRE_FRAC[1]])
-    point = np.array([[[x + 0.5 * w, y + 0.78 * h]]])
+    point = np.array([[photo.mouth]])
     return np.stack([cv2.transform(point, head_pose(photo, scenes.SWAY, k / DEFAULT_CONFIG.timeline.fps, scale, target))[0, 0]
                      for k in range(n)])
 
@@ -52,11 +51,12 @@ def measure(data: bytes, truth: np.ndarray, cfg: PreprocessConfig) -> Jitter:
     scan = scan_faces(data, cfg)
     n_frames = scan.n_frames
     track = build_tracks(scan.keyframe_faces, n_frames, cfg)[0]
-    roi = mouth_boxes(track.held_boxes(n_frames), cfg)
-    error = roi[:, :2] - truth[:n_frames]
+    lips = track.held_lips(n_frames)
+    error = lips[:, :2] - truth[:n_frames]
     return Jitter(
         jitter_px=round(float(np.linalg.norm(np.diff(error, axis=0), axis=1).mean()), 3),
-        crop_side_jitter_px=round(float(np.abs(np.diff(roi[:, 2])).mean()), 3),
+        crop_side_jitter_px=round(float(np.abs(np.diff(cfg.mouth.size * lips[:, 2])).mean()), 3),
+        crop_side_px=round(float(np.median(cfg.mouth.size * lips[:, 2])), 1),
         true_motion_px=round(float(np.linalg.norm(np.diff(truth[:n_frames], axis=0), axis=1).mean()), 3),
         face_width_px=round(float(np.median(track.boxes[:, 2])), 1),
     )

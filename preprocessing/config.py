@@ -33,9 +33,11 @@ class TimelineConfig:
 class FaceConfig:
     """Face detection on a few small frames, and the tracks joined from the detections."""
 
-    detect_every: int = 5  # run the detector on every n-th timeline frame
-    detect_width: int = 320  # detection runs on a frame downscaled to this width
-    min_size_frac: float = 0.12  # smallest face, as a fraction of the downscaled width
+    detect_every: int = 5  # run the detector and the face mesh on every n-th timeline frame
+    detect_width: int = 640  # ... on the frame downscaled to at most this width (BlazeFace sees 192 px anyway)
+    detector: str = "full"  # BlazeFace full range: faces down to ~60 px in a 640-px frame ("short": close-ups only)
+    tiles: int = 1  # > 1: also detect on n x n overlapping tiles (smaller faces, n * n + 1 times the cost)
+    min_score: float = 0.5  # BlazeFace detection score
     max_faces: int = 4  # tracks kept (those on screen longest); each is scored on its own
     track_min_iou: float = 0.3  # a detection continues a track when it overlaps its last box this much
     track_max_gap_frames: int = 50  # a face missed for longer ends its track (a new one starts if it returns)
@@ -48,10 +50,9 @@ class FaceConfig:
 
 @dataclass(frozen=True)
 class MouthConfig:
-    """Where the mouth crop sits in the face box, its size and its pixel normalisation."""
+    """The lip-aligned mouth crop (centred on the lips, scaled by the mouth width, corners level) and its pixels."""
 
-    center_y: float = 0.78  # mouth centre, fraction of the face box height from its top
-    size: float = 0.55  # square mouth crop side, fraction of the face box width
+    size: float = 2.0  # crop side in mouth widths (corner to corner): lips, nostrils' edge and chin top on real speakers
     crop_size: int = 64  # H = W of the mouth crop fed to the visual encoder
     pixel_mean: float = 0.5  # after scaling to 0..1
     pixel_std: float = 0.25

@@ -5,7 +5,7 @@ Frames are placed by their presentation timestamps, never by index / nominal fps
 for any frame rate, including variable ones. Audio is placed on the same clock: sample 0 of the
 returned audio is the instant of the first video frame.
 
-Pixels come from ``to_rgb`` / ``to_gray``, which turn the frame upright: phones store portrait
+Pixels come from ``to_rgb`` / ``to_small``, which turn the frame upright: phones store portrait
 video as landscape frames plus a display-matrix rotation that players honour, and a face lying on
 its side is neither detected nor cropped like the faces the model was trained on.
 
@@ -138,7 +138,7 @@ def iter_timeline_frames(data: bytes, cfg: PreprocessConfig) -> Iterator[tuple[i
     """Yield ``(k, frame)`` for every timeline frame ``k = 0 .. n-1`` (sample-and-hold by pts).
 
     Frames are yielded undecoded to pixels so that each caller converts only what it needs, with
-    ``to_gray`` (a small image for face detection) or ``to_rgb`` (mouth crops); a held frame is the
+    ``to_small`` (a small image for face detection) or ``to_rgb`` (mouth crops); a held frame is the
     same object on every timeline frame it covers, so it need be converted once.
     """
     k = 0
@@ -174,8 +174,8 @@ def to_rgb(frame: av.VideoFrame) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), _quarter_turns(frame)))
 
 
-def to_gray(frame: av.VideoFrame, max_width: int) -> tuple[np.ndarray, float]:
-    """Upright uint8 grey pixels at most ``max_width`` wide, and the factor back to ``to_rgb`` pixels.
+def to_small(frame: av.VideoFrame, max_width: int, pixel_format: str = "rgb24") -> tuple[np.ndarray, float]:
+    """Upright uint8 pixels (``rgb24`` or ``gray``) at most ``max_width`` wide, and the factor back to ``to_rgb`` pixels.
 
     The stored frame is scaled first (cheap, in libswscale) and the small image is turned, so under a
     quarter turn the stored height is the width that ``max_width`` bounds.
@@ -186,8 +186,8 @@ def to_gray(frame: av.VideoFrame, max_width: int) -> tuple[np.ndarray, float]:
     scale = width / small_width
     small_height = max(2, int(round(height / scale)))
     stored = (small_height, small_width) if turns % 2 else (small_width, small_height)
-    gray = frame.reformat(width=stored[0], height=stored[1], format="gray").to_ndarray()
-    return np.ascontiguousarray(np.rot90(gray, turns)), scale
+    small = frame.reformat(width=stored[0], height=stored[1], format=pixel_format).to_ndarray()
+    return np.ascontiguousarray(np.rot90(small, turns)), scale
 
 
 def decode_audio(data: bytes, cfg: PreprocessConfig, origin_s: float, n_samples: int) -> np.ndarray:

@@ -1,62 +1,82 @@
-"""Face tracks: a detector run on a few downscaled frames, detections joined over time.
+"""Face tracks: faces and their lips found on a few frames, joined over time.
 
-A Haar cascade on a full 640-px frame costs 55-95 ms here, so it runs on every
-``face_detect_every``-th frame at ``face_detect_width`` pixels. Detections are associated into
-tracks by overlap, the frames between are filled by linear interpolation and each track is
-smoothed so the mouth crop does not jump.
+MediaPipe's BlazeFace (full range) runs on every ``detect_every``-th frame at ``detect_width``
+pixels and the face mesh places the lips of each face it finds (``landmarks.py``). Detections are
+associated into tracks by box overlap, the frames between are filled by linear interpolation, and
+each track — its face box and its lip geometry — is smoothed so the mouth crop does not jump.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 
-import cv2
 import numpy as np
 
+from . import landmarks
 from .config import PreprocessConfig
 
 Box = np.ndarray  # (4,) float: x, y, w, h in full-frame pixels
+Lips = np.ndarray  # (4,) float: lip centre x, y, mouth width (corner to corner) in pixels, roll in radians
 
 
-@lru_cache(maxsize=1)
-def load_detector() -> cv2.CascadeClassifier:
-    path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
-    cascade = cv2.CascadeClassifier(str(path))
-    if cascade.empty():
-        raise RuntimeError(f"OpenCV Haar cascade missing at {path} (opencv-python 5.x ships none; pin <5)")
-    return cascade
+@dataclass(frozen=True)
+class Detection:
+    """One face on one keyframe: its box and where its lips are."""
+
+    box: Box
+    lips: Lips
 
 
-def detect_faces(gray_small: np.ndarray, scale: float, cfg: PreprocessConfig) -> list[Box]:
-    """Faces in a downscaled grey frame, largest first, as boxes in full-frame pixels."""
-    min_side = max(20, int(cfg.faces.min_size_frac * gray_small.shape[1]))
-    found = load_detector().detectMultiScale(
-        cv2.equalizeHist(gray_small), scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side)
-    )
-    boxes = [np.asarray(b, dtype=np.float64) * scale for b in found]
-    return sorted(boxes, key=lambda b: -b[2] * b[3])
+def lip_geometry(points: np.ndarray) -> Lips:
+    """Centre of the outer lip ring, corner-to-corner width and the corner line's roll (> 0 clockwise)."""
+    cx, cy = points[list(landmarks.OUTER_LIP_RING)].mean(axis=0)
+    left, right = points[landmarks.LIP_CORNERS[0]], points[landmarks.LIP_CORNERS[1]]
+    dx, dy = right - left
+    return np.array([cx, cy, float(np.hypot(dx, dy)), float(np.arctan2(dy, dx))])
+
+
+def detect_faces(rgb: np.ndarray, scale: float, cfg: PreprocessConfig) -> list[Detection]:
+    """Faces with their lips in a (downscaled) RGB frame, largest first, in full-frame pixels.
+
+    A face the mesh cannot place lips on is dropped: without lips there is no mouth to crop. Faces
+    narrower than ``min_face_px`` (full-frame pixels) are reported by the tracker as too small.
+    """
+    found = []
+    for box in landmarks.detect_faces(rgb, cfg.faces.min_score, cfg.faces.detector, cfg.faces.tiles):
+        points = landmarks.face_landmarks(rgb, box)
+        if points is None:
+            continue
+        lips = lip_geometry(points)
+        found.append(Detection(box * scale, lips * np.array([scale, scale, scale, 1.0])))
+    return found
 
 
 @dataclass(frozen=True)
 class FaceTrack:
-    """One face followed through the video: a box for every frame from ``first`` to ``last``."""
+    """One face followed through the video: its box and its lips on every frame from ``first`` to ``last``."""
 
     track_id: int
     first: int  # first timeline frame on screen
     boxes: np.ndarray  # (last - first + 1, 4) interpolated and smoothed
+    lips: np.ndarray  # (last - first + 1, 4) lip centre, width, roll: interpolated and smoothed
     detections: int  # keyframes on which the detector found it
 
     @property
     def last(self) -> int:
         return self.first + len(self.boxes) - 1
 
+    def _held(self, rows: np.ndarray, n_frames: int) -> np.ndarray:
+        before = np.repeat(rows[:1], self.first, axis=0)
+        after = np.repeat(rows[-1:], max(0, n_frames - self.last - 1), axis=0)
+        return np.concatenate([before, rows, after])[:n_frames]
+
     def held_boxes(self, n_frames: int) -> np.ndarray:
         """``(n_frames, 4)``: the track's boxes with its first and last box held outside its span."""
-        before = np.repeat(self.boxes[:1], self.first, axis=0)
-        after = np.repeat(self.boxes[-1:], max(0, n_frames - self.last - 1), axis=0)
-        return np.concatenate([before, self.boxes, after])[:n_frames]
+        return self._held(self.boxes, n_frames)
+
+    def held_lips(self, n_frames: int) -> np.ndarray:
+        """``(n_frames, 4)``: the track's lip geometry, held outside its span like the boxes."""
+        return self._held(self.lips, n_frames)
 
 
 def iou(a: Box, b: Box) -> float:
@@ -67,31 +87,29 @@ def iou(a: Box, b: Box) -> float:
     return float(inter / (a[2] * a[3] + b[2] * b[3] - inter))
 
 
-def _associate(keyframe_faces: dict[int, list[Box]], cfg: PreprocessConfig) -> list[dict[int, Box]]:
-    """Detections on consecutive keyframes joined into tracks, greedily by overlap (best pairs first).
+def _associate(keyframe_faces: dict[int, list[Detection]], cfg: PreprocessConfig) -> list[dict[int, Detection]]:
+    """Detections on consecutive keyframes joined into tracks, greedily by box overlap (best pairs first).
 
     A track that has not been matched for ``track_max_gap_frames`` is closed, so a face that
     leaves and comes back starts a new track instead of being interpolated across its absence.
     """
-    closed: list[dict[int, Box]] = []
-    open_: list[dict[int, Box]] = []
+    closed: list[dict[int, Detection]] = []
+    open_: list[dict[int, Detection]] = []
     for k in sorted(keyframe_faces):
         closed += [t for t in open_ if k - max(t) > cfg.faces.track_max_gap_frames]
         open_ = [t for t in open_ if k - max(t) <= cfg.faces.track_max_gap_frames]
-        pairs = sorted(
-            ((iou(t[max(t)], box), i, j) for i, t in enumerate(open_) for j, box in enumerate(keyframe_faces[k])),
-            reverse=True,
-        )
+        faces = keyframe_faces[k]
+        pairs = sorted(((iou(t[max(t)].box, f.box), i, j) for i, t in enumerate(open_) for j, f in enumerate(faces)), reverse=True)
         used_tracks: set[int] = set()
-        used_boxes: set[int] = set()
+        used_faces: set[int] = set()
         for overlap, i, j in pairs:
             if overlap < cfg.faces.track_min_iou:
                 break
-            if i not in used_tracks and j not in used_boxes:
-                open_[i][k] = keyframe_faces[k][j]
+            if i not in used_tracks and j not in used_faces:
+                open_[i][k] = faces[j]
                 used_tracks.add(i)
-                used_boxes.add(j)
-        open_ += [{k: box} for j, box in enumerate(keyframe_faces[k]) if j not in used_boxes]
+                used_faces.add(j)
+        open_ += [{k: f} for j, f in enumerate(faces) if j not in used_faces]
     return closed + open_
 
 
@@ -102,25 +120,28 @@ def running_median(values: np.ndarray, width: int) -> np.ndarray:
     return np.stack([np.median(values[i - r : i + r + 1], axis=0) for i, r in enumerate(reach)])
 
 
-def _interpolated(detections: dict[int, Box], n_frames: int, cfg: PreprocessConfig) -> tuple[int, np.ndarray]:
-    """First frame and per-frame boxes of a track.
+def _interpolated(detections: dict[int, Detection], n_frames: int, cfg: PreprocessConfig) -> tuple[int, np.ndarray, np.ndarray]:
+    """First frame, per-frame boxes and per-frame lips of a track.
 
-    Detections are median-filtered (an outlier box is dropped, a real move kept), interpolated
+    Detections are median-filtered (an outlier is dropped, a real move kept), interpolated
     linearly, held for one detection interval after the last one (the face is assumed on screen
-    until the next detector run), then smoothed: the centre over ``box_smooth_frames``, the size,
-    which changes slowly and is where the detector is noisiest, over ``box_size_smooth_frames``.
+    until the next detector run), then smoothed: positions and roll over ``box_smooth_frames``,
+    sizes, which change slowly and are where the models are noisiest, over ``box_size_smooth_frames``.
     """
     keys = np.array(sorted(detections))
-    values = running_median(np.stack([detections[k] for k in keys]), cfg.faces.box_median_keyframes)
+    rows = np.stack([np.concatenate([detections[k].box, detections[k].lips]) for k in keys])
+    values = running_median(rows, cfg.faces.box_median_keyframes)
     first, last = int(keys[0]), min(n_frames - 1, int(keys[-1]) + cfg.faces.detect_every - 1)
     frames = np.arange(first, last + 1)
-    x, y, w, h = (np.interp(frames, keys, values[:, i]) for i in range(4))
-    centre = smooth_boxes(np.stack([x + w / 2, y + h / 2], axis=1), cfg.faces.box_smooth_frames)
-    size = smooth_boxes(np.stack([w, h], axis=1), cfg.faces.box_size_smooth_frames)
-    return first, np.concatenate([centre - size / 2, size], axis=1)
+    x, y, w, h, lx, ly, lw, roll = (np.interp(frames, keys, values[:, i]) for i in range(8))
+    moving = smooth_boxes(np.stack([x + w / 2, y + h / 2, lx, ly, roll], axis=1), cfg.faces.box_smooth_frames)
+    sizes = smooth_boxes(np.stack([w, h, lw], axis=1), cfg.faces.box_size_smooth_frames)
+    boxes = np.concatenate([moving[:, :2] - sizes[:, :2] / 2, sizes[:, :2]], axis=1)
+    lips = np.stack([moving[:, 2], moving[:, 3], sizes[:, 2], moving[:, 4]], axis=1)
+    return first, boxes, lips
 
 
-def build_tracks(keyframe_faces: dict[int, list[Box]], n_frames: int, cfg: PreprocessConfig) -> list[FaceTrack]:
+def build_tracks(keyframe_faces: dict[int, list[Detection]], n_frames: int, cfg: PreprocessConfig) -> list[FaceTrack]:
     """Face tracks from the detections on keyframes, at most ``max_faces``, longest on screen first.
 
     Tracks seen on fewer than ``track_min_detections`` keyframes or for less than
@@ -129,9 +150,9 @@ def build_tracks(keyframe_faces: dict[int, list[Box]], n_frames: int, cfg: Prepr
     """
     found = [t for t in _associate(keyframe_faces, cfg) if len(t) >= cfg.faces.track_min_detections]
     spans = [(t, *_interpolated(t, n_frames, cfg)) for t in found]
-    spans = [(t, first, boxes) for t, first, boxes in spans if len(boxes) >= cfg.faces.track_min_seconds * cfg.timeline.fps]
+    spans = [s for s in spans if len(s[2]) >= cfg.faces.track_min_seconds * cfg.timeline.fps]
     spans.sort(key=lambda s: (-len(s[2]), s[1]))
-    return [FaceTrack(i, first, boxes, len(t)) for i, (t, first, boxes) in enumerate(spans[: cfg.faces.max_faces])]
+    return [FaceTrack(i, first, boxes, lips, len(t)) for i, (t, first, boxes, lips) in enumerate(spans[: cfg.faces.max_faces])]
 
 
 def smooth_boxes(track: np.ndarray, width: int) -> np.ndarray:

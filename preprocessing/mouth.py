@@ -1,34 +1,21 @@
-"""Mouth region of interest: a square placed inside the face box, resized to the model's crop."""
+"""Mouth region of interest, aligned on the lips as lip-reading models align theirs.
+
+The crop is centred on the outer lip ring, ``mouth.size`` mouth widths wide and rotated so the lip
+corners are level: head roll and distance to the camera do not change what the model sees.
+"""
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
+from . import landmarks
 from .config import PreprocessConfig
 
 
-def mouth_boxes(face_track: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
-    """Square mouth boxes ``(cx, cy, side)`` for face boxes ``(x, y, w, h)``, one row per frame.
-
-    The size is relative to the face, so the crop covers the same part of the face at any
-    resolution or distance from the camera.
-    """
-    x, y, w, h = face_track.T
-    return np.stack([x + 0.5 * w, y + cfg.mouth.center_y * h, cfg.mouth.size * w], axis=1)
-
-
-def crop_mouth(frame_rgb: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
-    """``size`` x ``size`` RGB crop around ``box``; parts outside the frame repeat its edge pixels."""
-    cx, cy, side = box
-    half = max(side, 2.0) / 2.0
-    # An affine warp samples the square directly (sub-pixel placement, edge replication).
-    scale = size / (2.0 * half)
-    matrix = np.array([[scale, 0.0, (half - cx) * scale], [0.0, scale, (half - cy) * scale]])
-    return cv2.warpAffine(
-        frame_rgb, matrix, (size, size), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
+def crop_mouth(frame_rgb: np.ndarray, lips: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+    """``crop_size`` x ``crop_size`` RGB crop of the lips ``(cx, cy, width, roll)``; outside the frame, edge pixels repeat."""
+    cx, cy, width, roll = (float(v) for v in lips)
+    return landmarks.crop_aligned(frame_rgb, (cx, cy, cfg.mouth.size * max(width, 1.0), roll), cfg.mouth.crop_size)
 
 
 def mouth_motion(windows: np.ndarray) -> np.ndarray:

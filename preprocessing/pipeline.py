@@ -1,8 +1,9 @@
 """The whole preprocessing path from uploaded bytes to model windows, for every face in the video.
 
-Two decoding passes keep memory bounded: the first finds faces on a few small frames (and counts
-the frames), the second crops mouths only on the frames of the windows that will be scored, so a
-long video costs its decoding time but never more than ``max_windows_per_face`` windows of crops.
+Two decoding passes keep memory bounded: the first finds faces and their lips on a few small frames
+(and counts the frames), the second crops mouths — and measures how open the lips are — only on the
+frames of the windows that will be scored, so a long video costs its decoding time but never more
+than ``max_windows_per_face`` windows of crops.
 The first pass also gives the timeline's origin, on which the audio (decoded once) is placed.
 """
 
@@ -13,11 +14,12 @@ from dataclasses import dataclass
 import av
 import numpy as np
 
-from .audio import log_mel
+from . import landmarks
+from .audio import frame_loudness_dbfs, log_mel
 from .config import DEFAULT_CONFIG, PreprocessConfig
-from .decode import MediaError, decode_audio, iter_timeline_frames, to_gray, to_rgb
-from .faces import Box, FaceTrack, build_tracks, detect_faces, load_detector
-from .mouth import crop_mouth, mouth_boxes, mouth_motion
+from .decode import MediaError, decode_audio, iter_timeline_frames, to_rgb, to_small
+from .faces import Detection, FaceTrack, build_tracks, detect_faces
+from .mouth import crop_mouth, mouth_motion
 from .vad import load_vad, speech_frames
 from .windows import audio_windows, normalise_crops, speech_fraction, window_starts
 
@@ -28,37 +30,56 @@ class VideoScan:
 
     n_frames: int
     origin_s: float  # presentation time of the first frame: sample 0 of the audio
-    keyframe_faces: dict[int, list[Box]]  # keyframe -> faces found (keyframes without a face left out)
+    keyframe_faces: dict[int, list[Detection]]  # keyframe -> faces found (keyframes without a face left out)
 
 
 def scan_faces(data: bytes, cfg: PreprocessConfig) -> VideoScan:
     """Pass 1: count the timeline frames, note the first one's time, find faces on every n-th frame."""
     n_frames, origin_s = 0, 0.0
-    found: dict[int, list[Box]] = {}
+    found: dict[int, list[Detection]] = {}
     for k, frame in iter_timeline_frames(data, cfg):
         n_frames = k + 1
         if k == 0:
             origin_s = frame.time
         if k % cfg.faces.detect_every == 0:
-            gray, scale = to_gray(frame, cfg.faces.detect_width)
-            found[k] = detect_faces(gray, scale, cfg)
+            small, scale = to_small(frame, cfg.faces.detect_width)
+            found[k] = detect_faces(small, scale, cfg)
     return VideoScan(n_frames, origin_s, {k: faces for k, faces in found.items() if faces})
 
 
 @dataclass(frozen=True)
 class CropPlan:
-    """The timeline frames to crop for one face, and the mouth box ``(cx, cy, side)`` on each."""
+    """The timeline frames to crop for one face, with its face box and lips on each."""
 
     frames: np.ndarray  # sorted, unique
-    boxes: np.ndarray
+    boxes: np.ndarray  # (len(frames), 4) face boxes: where the face mesh looks for the lips
+    lips: np.ndarray  # (len(frames), 4) smoothed lip centre, width and roll: where the crop is cut
+
+    @classmethod
+    def of(cls, track: FaceTrack, frames: np.ndarray, n_frames: int) -> CropPlan:
+        return cls(frames, track.held_boxes(n_frames)[frames], track.held_lips(n_frames)[frames])
 
 
-def _crop_mouths(data: bytes, plans: list[CropPlan], n_frames: int, cfg: PreprocessConfig) -> list[np.ndarray]:
-    """Pass 2: uint8 ``(len(plan.frames), S, S, 3)`` mouth crops for each plan."""
+@dataclass(frozen=True)
+class MouthFrames:
+    """Pass 2's output for one face: a crop per planned frame and, when asked, how open the lips are."""
+
+    crops: np.ndarray  # (len(plan.frames), S, S, 3) uint8
+    aperture: np.ndarray | None  # (len(plan.frames),) float32 inner-lip opening / mouth width (NaN: no mesh)
+
+
+def _crop_mouths(data: bytes, plans: list[CropPlan], n_frames: int, cfg: PreprocessConfig,
+                 measure_lips: bool = False) -> list[MouthFrames]:
+    """Pass 2: the mouth crops of each plan; with ``measure_lips``, the face mesh on every planned frame too.
+
+    The crop follows the smoothed lips (steady); the aperture comes from each frame's own mesh (the
+    lips' movement is the signal, so it is not smoothed).
+    """
     row_of = np.full((len(plans), n_frames), -1, dtype=np.int64)
     for i, plan in enumerate(plans):
         row_of[i, plan.frames] = np.arange(len(plan.frames))
     crops = [np.zeros((len(p.frames), cfg.mouth.crop_size, cfg.mouth.crop_size, 3), np.uint8) for p in plans]
+    apertures = [np.full(len(p.frames), np.nan, np.float32) for p in plans]
     last: tuple[av.VideoFrame, np.ndarray] | None = None
     for k, frame in iter_timeline_frames(data, cfg):
         if k >= n_frames:
@@ -69,8 +90,11 @@ def _crop_mouths(data: bytes, plans: list[CropPlan], n_frames: int, cfg: Preproc
         if last is None or last[0] is not frame:  # held frames are converted once
             last = (frame, to_rgb(frame))
         for i in faces_here:
-            crops[i][row_of[i, k]] = crop_mouth(last[1], plans[i].boxes[row_of[i, k]], cfg.mouth.crop_size)
-    return crops
+            row = row_of[i, k]
+            crops[i][row] = crop_mouth(last[1], plans[i].lips[row], cfg)
+            if measure_lips and (points := landmarks.face_landmarks(last[1], plans[i].boxes[row])) is not None:
+                apertures[i][row] = landmarks.lip_aperture(points)
+    return [MouthFrames(c, a if measure_lips else None) for c, a in zip(crops, apertures, strict=True)]
 
 
 def _check_length(n_frames: int, cfg: PreprocessConfig) -> None:
@@ -85,12 +109,13 @@ def _check_length(n_frames: int, cfg: PreprocessConfig) -> None:
 class AudioFeatures:
     mel: np.ndarray  # (F, 4 n + 1) normalised log-mel on the timeline's clock
     speech: np.ndarray  # (n,) bool: the VAD's verdict for each timeline frame
+    loudness: np.ndarray  # (n,) float32 RMS level of each timeline frame's audio, dBFS
 
 
 def read_audio(data: bytes, scan: VideoScan, cfg: PreprocessConfig) -> AudioFeatures:
-    """The upload's audio on the video's clock as log-mel and per-frame speech flags."""
+    """The upload's audio on the video's clock as log-mel, per-frame speech flags and loudness."""
     audio = decode_audio(data, cfg, scan.origin_s, scan.n_frames * cfg.samples_per_frame)
-    return AudioFeatures(log_mel(audio, cfg), speech_frames(audio, cfg))
+    return AudioFeatures(log_mel(audio, cfg), speech_frames(audio, cfg), frame_loudness_dbfs(audio, cfg).astype(np.float32))
 
 
 @dataclass(frozen=True)
@@ -112,8 +137,7 @@ def extract_clip(data: bytes, cfg: PreprocessConfig = DEFAULT_CONFIG) -> ClipFea
     tracks = build_tracks(scan.keyframe_faces, n_frames, cfg)
     crops = None
     if tracks:
-        plan = CropPlan(np.arange(n_frames), mouth_boxes(tracks[0].held_boxes(n_frames), cfg))
-        crops = _crop_mouths(data, [plan], n_frames, cfg)[0]
+        crops = _crop_mouths(data, [CropPlan.of(tracks[0], np.arange(n_frames), n_frames)], n_frames, cfg)[0].crops
     return ClipFeatures(crops, audio.mel, audio.speech, n_frames)
 
 
@@ -150,18 +174,21 @@ class PreparedVideo:
     window_speech: np.ndarray  # (N,) float32 share of voiced frames
     window_motion: np.ndarray  # (N,) float32 mouth movement (mouth.mouth_motion)
     mel: np.ndarray  # (F, 4 n + 1) float32 the whole clip's log-mel; audio windows are cut from it
+    loudness: np.ndarray  # (n,) float32 dBFS per timeline frame
+    apertures: tuple[np.ndarray, ...]  # per track, (n,) float32 lip opening per timeline frame (NaN where not measured)
     tracks: tuple[FaceTrack, ...]
     n_frames: int
     sampled: bool  # windows were sampled (the video is longer than the cost cap)
 
     def info(self, cfg: PreprocessConfig = DEFAULT_CONFIG) -> dict:
         """What the decision needs besides the scores: the faces and the video's length (JSON-able)."""
+        fps = cfg.timeline.fps
         return {
-            "duration_s": round(self.n_frames / cfg.timeline.fps, 3),
+            "duration_s": round(self.n_frames / fps, 3),
             "sampled": self.sampled,
             "faces": [
                 {"track_id": t.track_id, "box": [round(float(v), 1) for v in np.median(t.boxes, axis=0)],
-                 "first_s": round(t.first / cfg.timeline.fps, 3), "last_s": round((t.last + 1) / cfg.timeline.fps, 3)}
+                 "first_s": round(t.first / fps, 3), "last_s": round((t.last + 1) / fps, 3)}
                 for t in self.tracks
             ],
         }
@@ -171,13 +198,18 @@ class PreparedVideo:
         return normalise_crops(self.crops, cfg), audio_windows(self.mel, self.window_start, cfg)
 
 
-def _crop_plan(track: FaceTrack, starts: np.ndarray, n_frames: int, cfg: PreprocessConfig) -> CropPlan:
-    frames = np.unique((starts[:, None] + np.arange(cfg.timeline.clip_frames)).reshape(-1))
-    return CropPlan(frames, mouth_boxes(track.held_boxes(n_frames)[frames], cfg))
+def _window_frames(starts: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+    return np.unique((starts[:, None] + np.arange(cfg.timeline.clip_frames)).reshape(-1))
+
+
+def _on_timeline(plan: CropPlan, values: np.ndarray, n_frames: int) -> np.ndarray:
+    out = np.full(n_frames, np.nan, np.float32)
+    out[plan.frames] = values
+    return out
 
 
 def preprocess_video(data: bytes, cfg: PreprocessConfig = DEFAULT_CONFIG) -> PreparedVideo:
-    """What the server runs on an upload: faces tracked, windows chosen, mouths cropped, audio featurised."""
+    """What the server runs on an upload: faces tracked, windows chosen, mouths cropped and measured, audio featurised."""
     scan = scan_faces(data, cfg)
     n_frames = scan.n_frames
     _check_length(n_frames, cfg)
@@ -185,27 +217,28 @@ def preprocess_video(data: bytes, cfg: PreprocessConfig = DEFAULT_CONFIG) -> Pre
     tracks = tuple(build_tracks(scan.keyframe_faces, n_frames, cfg))
     on_screen = [face_windows(t, cfg) for t in tracks]
     starts = [sample_windows(s, speech_fraction(audio.speech, s, cfg), cfg) for s in on_screen]
-    plans = [_crop_plan(t, s, n_frames, cfg) for t, s in zip(tracks, starts, strict=True)]
-    crops = _crop_mouths(data, plans, n_frames, cfg)
+    plans = [CropPlan.of(t, _window_frames(s, cfg), n_frames) for t, s in zip(tracks, starts, strict=True)]
+    mouths = _crop_mouths(data, plans, n_frames, cfg, measure_lips=True)
     in_window = np.arange(cfg.timeline.clip_frames)
     windows = np.zeros((0, cfg.timeline.clip_frames, cfg.mouth.crop_size, cfg.mouth.crop_size, 3), np.uint8)
     windows = np.concatenate([windows] + [
-        face_crops[np.searchsorted(plan.frames, face_starts[:, None] + in_window)]
-        for plan, face_crops, face_starts in zip(plans, crops, starts, strict=True)
+        face.crops[np.searchsorted(plan.frames, face_starts[:, None] + in_window)]
+        for plan, face, face_starts in zip(plans, mouths, starts, strict=True)
     ])
     window_start = np.concatenate([np.zeros(0, np.int64), *starts]).astype(np.int32)
     window_track = np.concatenate([np.zeros(0, np.int64)] + [np.full(len(s), t.track_id) for t, s in zip(tracks, starts, strict=True)])
-    window_track = window_track.astype(np.int32)
     return PreparedVideo(
-        crops=windows, window_track=window_track, window_start=window_start,
+        crops=windows, window_track=window_track.astype(np.int32), window_start=window_start,
         window_speech=speech_fraction(audio.speech, window_start, cfg), window_motion=mouth_motion(windows), mel=audio.mel,
+        loudness=audio.loudness, apertures=tuple(_on_timeline(p, m.aperture, n_frames) for p, m in zip(plans, mouths, strict=True)),
         tracks=tracks, n_frames=n_frames, sampled=any(len(s) > cfg.limits.max_windows_per_face for s in on_screen),
     )
 
 
 def warm_up(cfg: PreprocessConfig = DEFAULT_CONFIG) -> None:
-    """Load the face detector and the VAD and run the audio path once, so a first request is not slow."""
-    load_detector()
+    """Load the face models and the VAD and run the audio path once, so a first request is not slow."""
+    landmarks.face_landmarks(np.zeros((64, 64, 3), np.uint8), np.array([8.0, 8.0, 48.0, 48.0]))
+    landmarks.detect_faces(np.zeros((64, 64, 3), np.uint8))
     load_vad()
     silence = np.zeros(cfg.audio.sample_rate, np.float32)
     log_mel(silence, cfg)

@@ -111,17 +111,31 @@ class Thresholds:
 
 
 @dataclass(frozen=True)
+class LipSyncReport:
+    """The training-free test: lip opening against speech loudness over audio shifts (``inference.lipsync``)."""
+
+    verdict: str  # in_sync | shifted | no_evidence
+    lag_frames: int | None  # best audio shift, > 0: the audio comes after the mouth
+    peak: float | None  # correlation at that shift
+    at_zero: float | None  # correlation with the audio as uploaded
+    frames: int  # frames with measured lips
+
+
+@dataclass(frozen=True)
 class FaceReport:
     track_id: int
     box: list[float]  # [x, y, w, h], median over the track, in upright pixels
     first_s: float
     last_s: float
-    fake_probability: float | None  # None when no window of this face has speech
+    fake_probability: float | None  # the face's probability from the evidence that decided; None without speech
     av_offset_frames: int | None  # > 0: the audio comes that many frames after the mouth
     av_offset_confidence: float | None
     speaking: bool  # the mouth moves during speech
     windows: int
     voting_windows: int
+    model_probability: float | None  # the learned model's own probability (the rule over its windows)
+    lip_sync: LipSyncReport | None
+    evidence: str  # model | lip_sync | none: which test decided (model only when it passes its self-test)
 
 
 @dataclass(frozen=True)
@@ -175,7 +189,8 @@ class Answer:
             raise ValueError(f"answer fields differ from the contract: missing {sorted(expected - set(values))}, "
                              f"unknown {sorted(set(values) - expected)}")
         return cls(**{**values, "thresholds": Thresholds(**values["thresholds"]),
-                      "faces": [FaceReport(**f) for f in values["faces"]],
+                      "faces": [FaceReport(**{**f, "lip_sync": f["lip_sync"] and LipSyncReport(**f["lip_sync"])})
+                                for f in values["faces"]],
                       "segments": [SegmentReport(**s) for s in values["segments"]],
                       "windows": [WindowReport(**w) for w in values["windows"]]})
 

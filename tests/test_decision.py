@@ -21,17 +21,35 @@ def judge(video: ScoredVideo, info: dict) -> Answer:
     return analyse(video, info, CFG)
 
 
-def scored(tracks: list[list[float]], speech: float = 1.0, motion: float = 5.0) -> tuple[ScoredVideo, dict]:
-    """One window per second per face with the given shift-0 probabilities."""
+SEARCH = np.array([s for s in range(-6, 7) if s != 0])
+
+
+def scored(tracks: list[list[float]], speech: float = 1.0, motion: float = 5.0, self_test: bool = True,
+           lip_sync: dict | None = None) -> tuple[ScoredVideo, dict]:
+    """One window per second per face with the given shift-0 probabilities.
+
+    Each face's first window is also searched over +-6 frames. With ``self_test`` the model finds
+    a clear best alignment: at shift 0 when the face looks real, at +6 when it looks fake; without,
+    it scores every shift alike (what it does on faces unlike its training).
+    """
     p = [x for track in tracks for x in track]
     window_track = np.concatenate([np.zeros(0, int)] + [np.full(len(t), i) for i, t in enumerate(tracks)])
     window_start = np.concatenate([np.zeros(0, int)] + [np.arange(len(t)) * 25 for t in tracks])
     n = len(p)
+    pair_window, pair_shift, pair_p = [np.arange(n)], [np.zeros(n, int)], [np.array(p, float)]
+    for first in np.flatnonzero(np.r_[True, np.diff(window_track) != 0]) if n else []:
+        if self_test:
+            dip = 6 if p[first] >= 0.5 else None
+            pair_p.append(np.where(SEARCH == dip, 0.01, 0.99))
+        else:
+            pair_p.append(np.full(len(SEARCH), p[first]))
+        pair_window.append(np.full(len(SEARCH), first))
+        pair_shift.append(SEARCH)
     video = ScoredVideo(window_track, window_start, np.full(n, speech, np.float32), np.full(n, motion, np.float32),
-                        np.arange(n), np.zeros(n, int), np.array(p))
-    info = {"duration_s": float(max(map(len, tracks), default=0)), "sampled": False,
-            "faces": [{"track_id": i, "box": [0, 0, 1, 1], "first_s": 0.0, "last_s": float(len(t))} for i, t in enumerate(tracks)]}
-    return video, info
+                        np.concatenate(pair_window), np.concatenate(pair_shift), np.concatenate(pair_p))
+    faces = [{"track_id": i, "box": [0, 0, 1, 1], "first_s": 0.0, "last_s": float(len(t)), "lip_sync": lip_sync}
+             for i, t in enumerate(tracks)]
+    return video, {"duration_s": float(max(map(len, tracks), default=0)), "sampled": False, "faces": faces}
 
 
 def test_no_face_and_no_speech() -> None:
@@ -71,6 +89,28 @@ def test_a_listener_with_a_still_mouth_does_not_make_a_conversation_fake() -> No
     motion = np.where(video.window_track == 1, 0.1, 5.0).astype(np.float32)
     result = judge(replace(video, window_motion=motion), info)
     assert result.verdict == "real" and [f.speaking for f in result.faces] == [True, False]
+
+
+def test_a_model_that_fails_its_self_test_does_not_decide() -> None:
+    """The model scores every shift alike (a face unlike its training): its 0.97 is reported, not used to accuse."""
+    result = judge(*scored([[0.97] * 5], self_test=False))
+    assert result.verdict == "uncertain" and result.faces[0].evidence == "none"
+    assert result.faces[0].model_probability == pytest.approx(0.97) and result.warnings
+
+
+def test_the_lip_test_decides_when_the_model_cannot() -> None:
+    in_sync = {"verdict": "in_sync", "lag_frames": 1, "peak": 0.6, "at_zero": 0.58, "frames": 150}
+    result = judge(*scored([[0.97] * 5], self_test=False, lip_sync=in_sync))
+    assert result.verdict == "real" and result.faces[0].evidence == "lip_sync" and result.av_offset_frames == 1
+    shifted = {"verdict": "shifted", "lag_frames": 14, "peak": 0.6, "at_zero": 0.1, "frames": 150}
+    result = judge(*scored([[0.97] * 5], self_test=False, lip_sync=shifted))
+    assert result.verdict == "fake" and result.av_offset_frames == 14 and result.segments == []
+
+
+def test_a_model_that_passes_its_self_test_decides_over_the_lip_test() -> None:
+    in_sync = {"verdict": "in_sync", "lag_frames": 0, "peak": 0.6, "at_zero": 0.6, "frames": 150}
+    result = judge(*scored([[0.97] * 5], lip_sync=in_sync))
+    assert result.verdict == "fake" and result.faces[0].evidence == "model" and result.av_offset_frames == 6
 
 
 def test_segments_merge_touching_fake_windows() -> None:

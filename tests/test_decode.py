@@ -7,7 +7,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 from sync_defense.preprocessing import DEFAULT_CONFIG, MediaError
-from sync_defense.preprocessing.decode import decode_audio, first_frame_time, iter_timeline_frames, to_gray, to_rgb
+from sync_defense.preprocessing.decode import decode_audio, first_frame_time, iter_timeline_frames, to_rgb, to_small
 from sync_defense.preprocessing.pipeline import scan_faces
 
 from sync_defense.synthetic.media import encode_mp4
@@ -51,7 +51,7 @@ def flash_and_beep(
 
 def flash_and_beep_frames(data: bytes) -> tuple[int, float, int]:
     """The timeline frame where the flash starts, the (fractional) one where the beep starts, and the frame count."""
-    brightness = np.array([to_gray(frame, 64)[0].mean() for _, frame in iter_timeline_frames(data, DEFAULT_CONFIG)])
+    brightness = np.array([to_small(frame, 64, "gray")[0].mean() for _, frame in iter_timeline_frames(data, DEFAULT_CONFIG)])
     audio = decode_audio(data, DEFAULT_CONFIG, first_frame_time(data), len(brightness) * DEFAULT_CONFIG.samples_per_frame)
     beep_sample = int(np.argmax(np.abs(audio) > 0.1))
     return int(np.argmax(brightness > 128)), beep_sample / DEFAULT_CONFIG.samples_per_frame, len(brightness)
@@ -107,14 +107,14 @@ def test_rotated_video_comes_back_upright(rotation: int) -> None:
     rgb = to_rgb(frame)
     assert rgb.shape == upright.shape
     assert_top_left_bright(rgb)
-    gray, scale = to_gray(frame, 32)
+    gray, scale = to_small(frame, 32, "gray")
     assert gray.shape == (48, 32) and scale == pytest.approx(2.0)
     assert_top_left_bright(gray)
 
 
 def test_small_frames_are_not_enlarged_for_detection() -> None:
     data = encode_mp4(np.repeat(upright_face()[None], 3, axis=0), 25, None, SR)
-    gray, scale = to_gray(next(iter_timeline_frames(data, DEFAULT_CONFIG))[1], 320)
+    gray, scale = to_small(next(iter_timeline_frames(data, DEFAULT_CONFIG))[1], 320, "gray")
     assert gray.shape == (96, 64) and scale == 1.0
 
 

@@ -215,3 +215,18 @@ def test_summary_maths() -> None:
     assert rows[4]["offset_error"] == -0.5 and rows[6]["offset_error"] is None and rows[7]["verdict"] == "error"
     assert score.roc_auc([0.1, 0.2], [0.8, 0.9]) == 1.0 and score.roc_auc([0.5], [0.5]) == 0.5 and score.roc_auc([], [1]) is None
     assert "| shift-0.35 | fake | shift | fake | 0.350 |" in score.markdown(rows, s, "localhost:8001")
+
+
+def test_rewrite_follows_the_speech_with_real_frames_in_order_where_they_fit() -> None:
+    """Video Rewrite: the chosen frames' lip opening follows the new speech's loudness."""
+    from sync_defense.realdata.rewrite import retime, target_opening
+
+    rng = np.random.default_rng(0)
+    aperture = np.convolve(rng.random(500) ** 3, np.hanning(7), mode="same")  # a silent speaker's lips, 20 s
+    t = np.arange(4 * 16_000) / 16_000
+    speech = (np.sin(2 * np.pi * 150 * t) * (np.sin(2 * np.pi * 2 * t) > 0)).astype(np.float32) * 0.5  # 4 syllables/s
+    opening = target_opening(speech, 100)
+    chosen = retime(aperture, opening, rng)
+    assert chosen.shape == (100,) and chosen.min() >= 0 and chosen.max() < 500
+    assert np.corrcoef(aperture[chosen], opening)[0, 1] > 0.8  # the lips open where the speech is loud
+    assert np.mean(np.diff(chosen) == 1) > 0.3  # runs of consecutive source frames, not a jumble

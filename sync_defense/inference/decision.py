@@ -23,9 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from sync_defense.contract import Answer, FaceReport, SegmentReport, Thresholds, WindowReport
+from sync_defense.contract import Answer, FaceReport, LipSyncReport, SegmentReport, Thresholds, WindowReport
 from sync_defense.preprocessing.config import DEFAULT_CONFIG
 
+from .lipsync import DEFAULT_LIP_SYNC, LipSync, LipSyncConfig
 from .offsets import DEFAULT_SEARCH, OffsetSearchConfig, estimate_offset
 
 CALIBRATION = Path(__file__).resolve().parents[2] / "checkpoints" / "calibration.json"
@@ -45,6 +46,11 @@ class DecisionConfig:
     fps: int = DEFAULT_CONFIG.timeline.fps
     clip_frames: int = DEFAULT_CONFIG.timeline.clip_frames
     search: OffsetSearchConfig = DEFAULT_SEARCH
+    # SyncNet's self-referenced test on the learned model: its mean fake probability at the best audio
+    # shift must lie this far below its median over all shifts, or the model cannot tell aligned from
+    # shifted audio on this video (a face or camera unlike its training) and its probability is not used.
+    model_self_test: float = 0.1
+    lip_sync: LipSyncConfig = DEFAULT_LIP_SYNC
 
     @classmethod
     def from_calibration(cls, path: Path = CALIBRATION) -> DecisionConfig:
@@ -123,21 +129,43 @@ def _rounded(value: float | None, digits: int = 4) -> float | None:
 
 
 def _face_report(face: dict, scored: ScoredVideo, p: np.ndarray, cfg: DecisionConfig) -> tuple[FaceReport, list[SegmentReport]]:
+    """One face: the model's evidence where it passes its self-test, else the lip-sync test, else none.
+
+    A learned model that scores every audio shift alike on this face cannot judge its sync, however
+    sure its probability looks; the lip geometry test then decides. Without either, the model's
+    probability is reported but the verdict is ``uncertain``: the detector does not accuse when it
+    does not know.
+    """
     track_id = face["track_id"]
+    lips = LipSync(**face["lip_sync"]) if face.get("lip_sync") else None
     rows = np.flatnonzero(scored.window_track == track_id)
     rows = rows[np.argsort(scored.window_start[rows], kind="stable")]
     voting = rows[scored.window_speech[rows] >= cfg.min_speech_fraction]
     offset = estimate_offset(voting, scored.pair_window, scored.pair_shift, scored.pair_probability, cfg.search)
+    model_p = voting_probability(p[rows], scored.window_speech[rows], cfg)
+    lip_p = lips.fake_probability(cfg.lip_sync) if lips else None
+    if model_p is None:
+        evidence, probability, frames = "none", None, None
+    elif offset is not None and offset.confidence >= cfg.model_self_test:
+        evidence, probability, frames = "model", model_p, offset.frames
+    elif lip_p is not None:
+        evidence, probability, frames = "lip_sync", lip_p, lips.lag_frames
+    else:
+        evidence, probability, frames = "none", model_p, None
     report = FaceReport(
-        **face,
-        fake_probability=_rounded(voting_probability(p[rows], scored.window_speech[rows], cfg)),
-        av_offset_frames=offset.frames if offset else None,
-        av_offset_confidence=_rounded(offset.confidence) if offset else None,
+        **{k: v for k, v in face.items() if k != "lip_sync"},
+        fake_probability=_rounded(probability),
+        av_offset_frames=frames,
+        av_offset_confidence=_rounded(offset.confidence) if offset and evidence == "model" else None,
         speaking=bool(voting.size and np.median(scored.window_motion[voting]) >= cfg.min_mouth_motion),
         windows=int(rows.size),
         voting_windows=int(voting.size),
+        model_probability=_rounded(model_p),
+        lip_sync=LipSyncReport(**face["lip_sync"]) if lips else None,
+        evidence=evidence,
     )
-    return report, fake_segments(track_id, scored.window_start[voting], p[voting], cfg)
+    segments = fake_segments(track_id, scored.window_start[voting], p[voting], cfg) if evidence == "model" else []
+    return report, segments
 
 
 def analyse(scored: ScoredVideo, info: dict, cfg: DecisionConfig) -> Answer:
@@ -159,8 +187,8 @@ def analyse(scored: ScoredVideo, info: dict, cfg: DecisionConfig) -> Answer:
     else:
         probability = deciding.fake_probability
         verdict = verdict_of(probability, cfg)
-    if deciding is not None and not deciding.speaking:
-        verdict = "uncertain"  # nobody on screen speaks (a still photo, a voice-over): lip sync cannot be judged
+    if deciding is not None and (not deciding.speaking or deciding.evidence == "none"):
+        verdict = "uncertain"  # nobody on screen speaks, or no test could judge this face's sync
     offset = deciding.av_offset_frames if deciding else None
     order = np.lexsort((scored.window_start, scored.window_track))
     return Answer(
@@ -192,6 +220,9 @@ def answer_warnings(info: dict, faces: list[FaceReport], deciding: FaceReport | 
     if declared and declared - decoded > max(TRUNCATION_TOLERANCE_S, 0.05 * declared):
         warnings.append(f"truncated: only {decoded:.1f} s of the {declared:.1f} s the file declares could be decoded; "
                         "the answer covers those seconds only")
+    if deciding is not None and deciding.speaking and deciding.evidence == "none":
+        warnings.append("the model cannot tell aligned from shifted audio on this face (it fails its self-test) and "
+                        "the lips do not follow the speech clearly enough to judge: the verdict is uncertain")
     if deciding is not None and not deciding.speaking:
         warnings.append("no face on screen moves its mouth while the voice speaks (a still picture or a voice from off "
                         "screen): lip sync cannot be judged, so the verdict is uncertain")

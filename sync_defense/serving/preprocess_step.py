@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import numpy as np
 
 from sync_defense import contract as c
+from sync_defense.inference.lipsync import lip_sync
 from sync_defense.inference.offsets import DEFAULT_SEARCH, OffsetSearchConfig, plan_pairs
-from sync_defense.preprocessing import DEFAULT_CONFIG, MediaError, PreprocessConfig, preprocess_video
+from sync_defense.preprocessing import DEFAULT_CONFIG, MediaError, PreparedVideo, PreprocessConfig, preprocess_video
 from sync_defense.preprocessing.decode import declared_video_duration, wall_clock_budget
 
 
@@ -29,5 +31,13 @@ def preprocess(upload: np.ndarray, pre: PreprocessConfig = DEFAULT_CONFIG,
         c.WINDOW_TRACK: video.window_track, c.WINDOW_START: video.window_start,
         c.WINDOW_SPEECH: video.window_speech, c.WINDOW_MOTION: video.window_motion,
         c.PAIR_WINDOW: pairs.window, c.PAIR_SHIFT: pairs.shift,
-        c.VIDEO_INFO: np.array([json.dumps({**video.info(pre), "declared_duration_s": declared_s}).encode()], dtype=np.object_),
+        c.VIDEO_INFO: np.array([json.dumps({**video_info(video, pre), "declared_duration_s": declared_s}).encode()], dtype=np.object_),
     }
+
+
+def video_info(video: PreparedVideo, pre: PreprocessConfig) -> dict:
+    """``PreparedVideo.info`` with each face's lip-sync test, which needs the per-frame lips and loudness."""
+    info = video.info(pre)
+    for face, aperture in zip(info["faces"], video.apertures, strict=True):
+        face["lip_sync"] = asdict(lip_sync(aperture, video.loudness))
+    return info

@@ -178,13 +178,25 @@ def plot_roc(clips: list[CorpusClip], windows: EvalWindows, probabilities: np.nd
     plt.close(fig)
 
 
-def triton_scores(root: Path, clips: list[CorpusClip], url: str) -> np.ndarray:
-    """The served ensemble's video probability for each held-out mp4 file."""
+def triton_answers(root: Path, clips: list[CorpusClip], url: str) -> list:
+    """The served ensemble's answer (``contract.Answer`` fields) for each held-out mp4 file."""
     from sync_defense.client import SyncDefenseClient
 
     with SyncDefenseClient(url) as client:
-        scores = [client.detect(root / c.record["mp4"]).fake_probability for c in clips]
-    return np.array([NO_EVIDENCE if p is None else p for p in scores])
+        return [client.detect(root / c.record["mp4"]) for c in clips]
+
+
+def served_verdicts(answers: list, labels: np.ndarray) -> dict:
+    """The served verdicts against the labels: accuracy of the decided ones, the uncertain share, the deciding evidence."""
+    verdicts = np.array([a.verdict for a in answers])
+    decided = np.isin(verdicts, ("real", "fake"))
+    correct = (verdicts == "fake") == (labels == 1)
+    evidence = [next((f.evidence for f in a.faces if f.track_id == a.deciding_track_id), "none") for a in answers]
+    return {"videos": len(answers), "uncertain": int(np.sum(verdicts == "uncertain")),
+            "no_face_or_no_speech": int(np.sum(~decided & (verdicts != "uncertain"))), "wrong": int(np.sum(decided & ~correct)),
+            "accuracy_of_decided": round(float(np.mean(correct[decided])), 4) if decided.any() else None,
+            "accuracy_all_videos": round(float(np.mean(decided & correct)), 4),
+            "deciding_evidence": {e: evidence.count(e) for e in sorted(set(evidence))}}
 
 
 def main() -> None:
@@ -204,9 +216,11 @@ def main() -> None:
     torch_videos = video_scores(clips, windows, probabilities)
     plot_roc(clips, windows, probabilities, torch_videos, args.out / "roc.png")
     if args.triton:
-        served = triton_scores(args.corpus, clips, args.triton)
+        answers = triton_answers(args.corpus, clips, args.triton)
+        served = np.array([NO_EVIDENCE if a.fake_probability is None else a.fake_probability for a in answers])
         labels = np.array([c.record["label"] for c in clips])
         report["triton"] = {
+            "served_verdicts": served_verdicts(answers, labels),
             "videos": asdict(Metrics.of(labels, served)),
             "max_abs_probability_difference": round(float(np.max(np.abs(served - torch_videos))), 6),
             "accuracy_difference_points": round(

@@ -77,9 +77,19 @@ class WindowSampler:
             return self._augment(visual_window(clip, start), audio_window(clip, audio_start)) + (label,)
 
     def _augment(self, mouths: np.ndarray, mels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """What real uploads do to a window: mirror, light, a small or blurred face, a 12 fps source, background noise."""
         if self.rng.random() < 0.5:
             mouths = mouths[:, :, :, ::-1]
+        if self.rng.random() < 0.3:  # a face a few dozen pixels wide: detail lost, then upscaled to the crop
+            factor = int(self.rng.integers(2, 5))
+            size = mouths.shape[-1]
+            small = F.avg_pool2d(torch.from_numpy(np.ascontiguousarray(mouths)).reshape(-1, 1, size, size), factor)
+            mouths = F.interpolate(small, size=(size, size), mode="bilinear", align_corners=False).reshape(mouths.shape).numpy()
+        if self.rng.random() < 0.15:  # a 12 fps source on the 25 fps timeline: every frame held twice
+            mouths = np.repeat(mouths[:, ::2], 2, axis=1)[:, : mouths.shape[1]]
         mouths = mouths * self.rng.uniform(0.8, 1.2) + self.rng.uniform(-0.3, 0.3)
+        if self.rng.random() < 0.3:  # background noise: a floor under the quiet parts of the spectrum
+            mels = np.maximum(mels, self.rng.uniform(-1.5, 0.0))
         mels = mels + self.rng.uniform(-0.4, 0.4)  # loudness
         if self.rng.random() < 0.3:  # a masked frequency band
             band = int(self.rng.integers(0, mels.shape[1] - 8))

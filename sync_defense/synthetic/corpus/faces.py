@@ -30,13 +30,14 @@ class FacePhoto:
     name: str
     image: np.ndarray  # RGB uint8
     box: np.ndarray  # (x, y, w, h) of the face
+    mouth: np.ndarray  # (x, y) centre of the photo's own lips: the drawn mouth covers them
 
 
 def _with_box(name: str, image: np.ndarray) -> FacePhoto:
-    faces = detect_faces(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), 1.0, DEFAULT_CONFIG)
+    faces = detect_faces(image, 1.0, DEFAULT_CONFIG)
     if not faces:
         raise ValueError(f"no face found in {name}")
-    return FacePhoto(name, image, faces[0])
+    return FacePhoto(name, image, faces[0].box, faces[0].lips[:2])
 
 
 def grace_hopper_photo() -> np.ndarray:
@@ -62,7 +63,7 @@ def face_bank() -> dict[str, FacePhoto]:
         try:
             bank[f"lfw_{i:03d}"] = _with_box(f"lfw_{i:03d}", np.repeat(big[:, :, None], 3, axis=2))
         except ValueError:
-            continue  # the cascade misses one of them; it is simply not used
+            continue  # the detector misses a few of them; they are simply not used
     return bank
 
 
@@ -79,11 +80,12 @@ def augment(photo: FacePhoto, rng: np.random.Generator) -> FacePhoto:
     h, w = image.shape[:2]
     ramp = np.linspace(-1, 1, w)[None, :, None] * rng.uniform(-0.25, 0.25)
     image = np.clip(image * (1 + ramp), 0, 1)
-    box = photo.box.copy()
+    box, mouth = photo.box.copy(), photo.mouth.copy()
     if rng.random() < 0.5:
         image = image[:, ::-1]
         box[0] = w - box[0] - box[2]
+        mouth[0] = w - 1 - mouth[0]
     if rng.random() < 0.4:
         image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.5, 2.0))
     image = image + rng.normal(0, rng.uniform(0, 0.03), image.shape)
-    return FacePhoto(photo.name, (np.clip(image, 0, 1) * 255).astype(np.uint8), box)
+    return FacePhoto(photo.name, (np.clip(image, 0, 1) * 255).astype(np.uint8), box, mouth)

@@ -8,8 +8,6 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from sync_defense.preprocessing.config import DEFAULT_CONFIG
-
 from .faces import FacePhoto
 
 
@@ -111,8 +109,8 @@ class HeadMotion:
 
 
 def _draw_mouth(image: np.ndarray, face: FacePhoto, opening: float, width: float, style: MouthStyle) -> np.ndarray:
-    x, y, w, h = face.box
-    cx, cy = x + 0.5 * w, y + DEFAULT_CONFIG.mouth.center_y * h  # where the served crop looks for it
+    w, h = face.box[2:]
+    cx, cy = face.mouth  # over the photo's own lips, where the face mesh finds them
     half_w = max(2.0, 0.5 * style.width_frac * w * width)
     half_h = 1.5 + 0.5 * style.max_open_frac * h * opening
     out = image
