@@ -342,10 +342,17 @@ def side_by_side(closed: list[dict[str, str]]) -> list[dict[str, object]]:
     return table
 
 
-def summary(out: Path, command: str, header: str, seconds_taken: float) -> Path:
+def log_run(out: Path, command: str, sections: Sequence[str], started: dt.datetime, seconds_taken: float, machine_at_start: str) -> None:
+    """Append this invocation to ``runs.md``: the tables in ``out`` may come from several (``--sections``)."""
+    with (out / "runs.md").open("a") as f:
+        f.write(f"- `{command}` ({', '.join(sections)}): {started:%Y-%m-%d %H:%M}, {seconds_taken / 60:.1f} min; "
+                f"{machine_at_start}; load average at the end {', '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
+
+
+def summary(out: Path) -> Path:
     """``summary.md`` from the CSVs that exist in ``out``."""
-    parts = [f"# Load-test suite\n\n`{command}`\n\n{header}; finished {dt.datetime.now():%Y-%m-%d %H:%M}, "
-             f"took {seconds_taken / 60:.1f} min; load average at the end {', '.join(f'{x:.2f}' for x in os.getloadavg())}.\n"
+    runs = (out / "runs.md").read_text() if (out / "runs.md").exists() else ""
+    parts = [f"# Load-test suite\n\n{runs}\n"
              "The machine's cores are shared with other jobs: numbers move with their load. The load generator runs on the same cores.\n"]
     if (out / "closed_loop.csv").exists():
         parts.append("## Triton (gRPC) vs the FastAPI + PyTorch baseline, one closed-loop generator\n\n"
@@ -374,30 +381,38 @@ def summary(out: Path, command: str, header: str, seconds_taken: float) -> Path:
     return path
 
 
+SECTIONS = ("closed-loop", "perf", "length")
+
+
 def run_suite(out: Path, cfg: SuiteConfig, url: str | None = None, http_url: str | None = None, server_pid: int | None = None,
-              admin_key: str | None = None, perf_protocols: Sequence[str] = ("grpc", "http"), command: str = "") -> Path:
-    """The whole suite; returns ``summary.md``. Starts tritonserver unless ``url`` (gRPC) is given."""
-    started = time.perf_counter()
+              admin_key: str | None = None, perf_protocols: Sequence[str] = ("grpc", "http"), command: str = "",
+              sections: Sequence[str] = SECTIONS) -> Path:
+    """The suite's ``sections``; returns ``summary.md`` (from every table in ``out``, so a section can be rerun alone).
+    Starts tritonserver unless ``url`` (gRPC) is given."""
+    started, began = time.perf_counter(), dt.datetime.now()
     out.mkdir(parents=True, exist_ok=True)
-    header = f"Measured on {machine()}"
-    synthetic = make_videos(out / "videos", set(cfg.seconds) | set(cfg.lengths))
+    at_start = machine()
+    synthetic = make_videos(out / "videos", set(cfg.seconds) | (set(cfg.lengths) if "length" in sections else set()))
     paths = {p.stem: p for s, p in synthetic.items() if s in cfg.seconds}
     paths.update({p.stem: p for p in real_videos()[: cfg.real_clips]})
-    videos = {name: p.read_bytes() for name, p in paths.items()}
     with ExitStack() as stack:
         if url is None:
             triton = stack.enter_context(BenchmarkTriton(triton_repository(out), free_port(), free_port(), free_port(),
                                                          workdir=out / "server"))
             url, http_url, server_pid = f"127.0.0.1:{triton.grpc_port}", f"127.0.0.1:{triton.http_port}", triton.process.pid
             admin_key = triton.admin_key
-        fastapi = stack.enter_context(FastAPIServer(free_port(), out / "server" / "fastapi.log"))
-        run_closed_loop(videos, url, fastapi.url, cfg, out)
-        fastapi.stop()  # the baseline idles from here on: its memory back before the long videos
-        urls = {"grpc": url, "http": http_url}
-        run_perf_analyzer(paths, {p: urls[p] for p in perf_protocols if urls[p]}, cfg, out, admin_key)
-        run_cost_vs_length({s: synthetic[s] for s in cfg.lengths}, url, server_pid, out)
-    plot(read_csv(out / "closed_loop.csv"), read_csv(out / "perf_analyzer.csv"), out / "latency_vs_throughput.png")
-    return summary(out, command, header, time.perf_counter() - started)
+        if "closed-loop" in sections:
+            with FastAPIServer(free_port(), out / "server" / "fastapi.log") as fastapi:
+                run_closed_loop({name: p.read_bytes() for name, p in paths.items()}, url, fastapi.url, cfg, out)
+        if "perf" in sections:
+            urls = {"grpc": url, "http": http_url}
+            run_perf_analyzer(paths, {p: urls[p] for p in perf_protocols if urls[p]}, cfg, out, admin_key)
+        if "length" in sections:
+            run_cost_vs_length({s: synthetic[s] for s in cfg.lengths}, url, server_pid, out)
+    if (out / "closed_loop.csv").exists() and (out / "perf_analyzer.csv").exists():
+        plot(read_csv(out / "closed_loop.csv"), read_csv(out / "perf_analyzer.csv"), out / "latency_vs_throughput.png")
+    log_run(out, command, sections, began, time.perf_counter() - started, at_start)
+    return summary(out)
 
 
 def main() -> None:
@@ -410,10 +425,12 @@ def main() -> None:
     parser.add_argument("--admin-key", help="that server's operator key (perf_analyzer over HTTP reads statistics with it)")
     parser.add_argument("--perf-protocols", nargs="+", choices=("grpc", "http"), default=["grpc", "http"],
                         help="perf_analyzer over these (gRPC needs a server with metadata and statistics open)")
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS),
+                        help="run only these (the summary still shows every table already in --out)")
     args = parser.parse_args()
     command = "python -m benchmarks.load_suite " + " ".join(sys.argv[1:])
     path = run_suite(args.out, QUICK if args.quick else FULL, args.url, args.http_url, args.server_pid, args.admin_key,
-                     args.perf_protocols, command)
+                     args.perf_protocols, command, args.sections)
     print(path.read_text())
 
 
