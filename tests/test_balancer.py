@@ -34,6 +34,8 @@ from benchmarks.perf_analyzer import run_perf_analyzer
 from devtools.local_triton import LocalTriton
 from sync_defense import contract as c
 
+pytestmark = pytest.mark.server  # starts real servers (`make test-fast` leaves it out)
+
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "deploy" / "nginx" / "sync-defense.conf.template"
 SAMPLE = ROOT / "samples" / "talking_head.mp4"
