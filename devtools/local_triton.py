@@ -248,13 +248,19 @@ def up(server: LocalTriton) -> None:
           f"log {server.log_path}, admin key in {server.workdir / 'admin_key'}")
 
 
+def _running(pid: int) -> bool:
+    """The process exists and has not exited (a zombie waiting for its parent has)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZXx"
+    except OSError:
+        return False
+
+
 def _wait_gone(pid: int) -> str:
-    """Wait for the process group to exit after SIGTERM; SIGKILL only a server hung past its own exit timeout."""
+    """Wait for the server to exit after SIGTERM; SIGKILL its group only if it hangs past its own exit timeout."""
     started = time.monotonic()
     while time.monotonic() - started < EXIT_TIMEOUT_S + 15:
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
+        if not _running(pid):
             return f"stopped in {time.monotonic() - started:.1f} s"
         time.sleep(0.2)
     os.killpg(pid, signal.SIGKILL)

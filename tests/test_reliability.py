@@ -21,7 +21,7 @@ from sync_defense.export.model_repository import STEP_QUEUE
 from sync_defense.preprocessing import DEFAULT_CONFIG
 from tritonclient.utils import InferenceServerException
 
-from devtools.local_triton import SHM_DIR, LocalTriton, _rotate, restricted_flags
+from devtools.local_triton import SHM_DIR, LocalTriton, _rotate, down, restricted_flags, up
 from sync_defense import contract as c
 from sync_defense.serving.watchdog import instance_stubs
 
@@ -173,3 +173,14 @@ def test_an_operator_can_open_named_apis_for_perf_analyzer() -> None:
     flags = " ".join(restricted_flags("key", open_apis=("metadata", "model-config", "statistics")))
     assert "--grpc-restricted-protocol=model-repository,shared-memory,trace,logging:sync-defense-admin=key" in flags
     assert "statistics" not in flags and "--model-control-mode=none" in flags
+
+
+def test_up_waits_for_an_answer_and_down_drains_without_a_false_death(triton, tmp_path: Path, capsys) -> None:
+    """``up`` returns once a real upload is answered; ``down`` stops it by SIGTERM alone, and the stubs that
+    leave at shutdown are not reported as deaths (the watchdog acts only while the server says it is ready)."""
+    up(LocalTriton(triton.repository, free_port(), free_port(), free_port(), workdir=tmp_path))
+    assert "tritonserver answering" in capsys.readouterr().out
+    down(tmp_path)
+    assert re.search(r"tritonserver stopped in [0-9.]+ s; removed 0 stale shared-memory region", capsys.readouterr().out)
+    log = (tmp_path / "tritonserver.log").read_text()
+    assert "Signal (15) received." in log and "died" not in log

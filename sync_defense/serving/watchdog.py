@@ -8,7 +8,8 @@ and the first one that sees a peer stub gone sends the server SIGTERM. Triton th
 ready, lets in-flight requests finish (``--exit-timeout-secs``) and exits; Kubernetes, compose
 (``restart: unless-stopped``) or ``devtools.local_triton`` start a fresh one. Every step instance
 watches, so no single stub's death goes unseen (a one-instance step that dies also fails every
-request, which ``syncdefense health`` reports).
+request, which ``syncdefense health`` reports). Stubs also leave when the server stops: a death
+counts only while the server still says it is ready, which is the failure described above.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import os
 import re
 import signal
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -55,6 +58,23 @@ def instance_stubs(server_pid: int) -> dict[int, Stub]:
     return {pid: stub for pid, stub in stub_processes(server_pid).items() if INSTANCE.search(stub.instance)}
 
 
+def server_ready(server_pid: int) -> bool:
+    """The server's ``/v2/health/ready`` (its HTTP port read from its command line); False while it
+    starts or stops. A health API behind the operator key (403) counts as serving."""
+    try:
+        argv = (PROC / str(server_pid) / "cmdline").read_bytes().split(b"\0")
+    except OSError:  # gone
+        return False
+    port = next((int(a.split(b"=", 1)[1]) for a in argv if a.startswith(b"--http-port=")), 8000)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=5) as reply:
+            return reply.status == 200
+    except urllib.error.HTTPError as exc:
+        return exc.code == 403
+    except OSError:  # refused: the server is stopping (or serves no HTTP: then deaths go to the health probe)
+        return False
+
+
 class StubWatchdog:
     """A daemon thread that calls ``on_death(names)`` once when a stub it saw alive is gone."""
 
@@ -76,8 +96,9 @@ class StubWatchdog:
         while not self._stop.wait(self.interval_s):
             alive = instance_stubs(self.server_pid)
             dead = [stub.instance for pid, stub in seen.items() if pid not in alive]
-            if dead and not self._stop.is_set():
-                self.on_death(sorted(dead))
+            if dead:
+                if not self._stop.is_set() and server_ready(self.server_pid):
+                    self.on_death(sorted(dead))
                 return
             seen.update(alive)
 
