@@ -78,6 +78,14 @@ def mutate(data: bytes, others: list[bytes], rng: random.Random) -> tuple[bytes,
     return bytes(out), " ".join(done)
 
 
+def nth_case(seed: int, n: int) -> bytes:
+    """The ``n``-th case (1-based, as saved: ``case-<n>.bin``) of a run with ``seed``: failures replay without files."""
+    rng, bank = random.Random(seed), list(seeds().values())
+    for _ in range(n):
+        data, _how = mutate(rng.choice(bank), bank, rng)
+    return data
+
+
 def _worker(cases: mp.Queue, results: mp.Queue, budget_s: float) -> None:
     """Runs cases until told to stop; reports the outcome and its own peak memory after each."""
     from sync_defense.preprocessing import MediaError

@@ -65,6 +65,8 @@ def _check_header(container: av.container.InputContainer, limits: LimitsConfig) 
     if declared is not None and declared > limits.max_duration_s:
         raise MediaError(f"the file declares {declared:.0f} s; this server takes at most {limits.max_duration_s:.0f} s")
     for stream in container.streams.video:
+        if stream.codec_context is None:
+            raise MediaError("the video stream's codec is unknown or unsupported")
         _check_pixels(stream.codec_context.width, stream.codec_context.height, limits)
         if stream.frames > limits.max_video_frames:
             raise MediaError(f"the file declares {stream.frames} frames; this server takes at most {limits.max_video_frames}")
@@ -123,7 +125,7 @@ def _timed_frames(data: bytes, cfg: PreprocessConfig) -> Iterator[tuple[float, a
                                      f"takes gaps of at most {limits.max_frame_gap_s:.0f} s")
                 last = frame.time
                 yield frame.time, frame
-        except av.error.FFmpegError as exc:
+        except (av.error.FFmpegError, IndexError) as exc:  # IndexError: PyAV meets a packet of an undeclared stream
             raise MediaError(f"the video stream is corrupt: {exc}") from exc
 
 
@@ -217,7 +219,7 @@ def decode_audio(data: bytes, cfg: PreprocessConfig, origin_s: float, n_samples:
             else:
                 for chunk in resampler.resample(None):
                     at, decoded = _place(out, chunk.to_ndarray().reshape(-1), at or 0), True
-        except av.error.FFmpegError as exc:
+        except (av.error.FFmpegError, IndexError) as exc:
             raise MediaError(f"the audio stream is corrupt: {exc}") from exc
     if not decoded:
         raise MediaError("the audio track has no decodable samples")

@@ -5,7 +5,12 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from benchmarks.fuzz_decode import fuzz, mutate, seeds
+import numpy as np
+import pytest
+from sync_defense.preprocessing import MediaError
+
+from benchmarks.fuzz_decode import fuzz, mutate, nth_case, seeds
+from sync_defense.serving.preprocess_step import preprocess
 
 
 def test_seeds_are_real_containers_of_several_kinds() -> None:
@@ -22,3 +27,11 @@ def test_mutated_uploads_are_answered_or_refused_never_crash_hang_or_blow_up(tmp
     report = fuzz(seconds=20, seed=1, save=tmp_path)
     assert report.cases >= 5 and report.ok, report.failures
     assert report.outcomes["refused"] > 0
+
+
+@pytest.mark.parametrize("seed, n", [(7, 13), (7, 49)])
+def test_the_cases_fuzzing_found_are_refused_as_bad_videos(seed: int, n: int) -> None:
+    """An unknown video codec (its codec context is None) and a packet of an undeclared stream (PyAV's
+    IndexError) were internal errors; they are bad videos."""
+    with pytest.raises(MediaError):
+        preprocess(np.array([nth_case(seed, n)], dtype=np.object_))
