@@ -35,7 +35,7 @@ import sys
 import time
 from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from devtools.local_triton import ADMIN_HEADER, RESTRICTED, LocalTriton
@@ -427,9 +427,14 @@ def main() -> None:
                         help="perf_analyzer over these (gRPC needs a server with metadata and statistics open)")
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS),
                         help="run only these (the summary still shows every table already in --out)")
+    parser.add_argument("--seconds", type=float, nargs="+", help="lengths of the load-test videos (default 5 10 30)")
+    parser.add_argument("--real-clips", type=int, help="how many build/realval clips to add (default 2)")
     args = parser.parse_args()
     command = "python -m benchmarks.load_suite " + " ".join(sys.argv[1:])
-    path = run_suite(args.out, QUICK if args.quick else FULL, args.url, args.http_url, args.server_pid, args.admin_key,
+    cfg = QUICK if args.quick else FULL
+    real = cfg.real_clips if args.real_clips is None else args.real_clips
+    cfg = replace(cfg, seconds=tuple(args.seconds or cfg.seconds), real_clips=real)
+    path = run_suite(args.out, cfg, args.url, args.http_url, args.server_pid, args.admin_key,
                      args.perf_protocols, command, args.sections)
     print(path.read_text())
 
