@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from sync_defense.client import SyncDefenseClient
 
+from sync_defense.client import SyncDefenseClient
 from sync_defense.contract import Answer
 
 Detector = Callable[[bytes], Answer]  # one connection's "classify these bytes"
@@ -66,7 +66,7 @@ class LoadRun:
             "errors": len(self.errors), "throughput_per_s": round(self.throughput_per_s, 4),
             **{f"p{q}_ms": round(self.percentile_s(q) * 1000, 1) for q in (50, 90, 99)},
             "mean_ms": round(float(np.mean(self.latencies_s)) * 1000, 1) if self.latencies_s else float("nan"),
-            "wall_s": round(self.wall_s, 2),
+            "wall_s": round(self.wall_s, 2), "first_error": self.errors[0][:300] if self.errors else "",
         }
 
 
