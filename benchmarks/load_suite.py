@@ -124,7 +124,6 @@ def triton_repository(out: Path) -> Path:
     """The CPU repository for the served checkpoint: graphs exported once into ``out/onnx``."""
     from sync_defense.export.model_repository import build_repository
     from sync_defense.export.onnx_export import export_all
-
     from sync_defense.model.checkpoint import served_model
 
     model = served_model()

@@ -20,8 +20,8 @@ from pathlib import Path
 import av
 import numpy as np
 from scipy.signal import resample_poly
-from sync_defense.preprocessing.config import DEFAULT_CONFIG
 
+from sync_defense.preprocessing.config import DEFAULT_CONFIG
 from sync_defense.synthetic import scenes
 
 SIZE = (640, 480)
