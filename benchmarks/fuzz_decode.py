@@ -90,7 +90,6 @@ def _worker(cases: mp.Queue, results: mp.Queue, budget_s: float) -> None:
     """Runs cases until told to stop; reports the outcome and its own peak memory after each."""
     from sync_defense.preprocessing import MediaError
     from sync_defense.preprocessing.decode import wall_clock_budget
-
     from sync_defense.serving.preprocess_step import preprocess
 
     while (case := cases.get()) is not None:

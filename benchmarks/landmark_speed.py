@@ -29,6 +29,7 @@ import cv2
 import matplotlib.cbook
 import numpy as np
 from skimage import data
+
 from sync_defense.preprocessing import landmarks as lm
 
 DEFAULT_CLIPS = (Path("samples/talking_head.mp4"),)

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import librosa
 import numpy as np
-from sync_defense.preprocessing import DEFAULT_CONFIG as CFG
-from sync_defense.preprocessing.audio import frame_loudness_dbfs
 
 from sync_defense.inference.lipsync import DEFAULT_LIP_SYNC, correlation_curve
+from sync_defense.preprocessing import DEFAULT_CONFIG as CFG
+from sync_defense.preprocessing.audio import frame_loudness_dbfs
 from sync_defense.realdata.rewrite import MIN_SOURCE_S, lip_apertures
 
 

@@ -15,10 +15,10 @@ from dataclasses import asdict, dataclass, replace
 
 import cv2
 import numpy as np
+
 from sync_defense.preprocessing import DEFAULT_CONFIG, PreprocessConfig
 from sync_defense.preprocessing.faces import build_tracks
 from sync_defense.preprocessing.pipeline import scan_faces
-
 from sync_defense.synthetic import scenes
 from sync_defense.synthetic.corpus.faces import face_bank
 from sync_defense.synthetic.corpus.render import head_pose

@@ -25,11 +25,10 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-from sync_defense.preprocessing.config import DEFAULT_CONFIG, PreprocessConfig
-
 from sync_defense import contract as c
 from sync_defense.inference.decision import CALIBRATION
 from sync_defense.model.config import MODEL_CONFIGS, ModelConfig
+from sync_defense.preprocessing.config import DEFAULT_CONFIG, PreprocessConfig
 
 SOURCE = Path(__file__).resolve().parent.parent / "model_repository"
 PROFILES = ("cpu", "gpu")

@@ -10,12 +10,12 @@ import logging
 from pathlib import Path
 
 import torch
-from sync_defense.preprocessing import DEFAULT_CONFIG, preprocess_video
 from torch import nn
 
 from sync_defense.contract import MAX_BATCH, ModelSpec, graph_specs
 from sync_defense.model.checkpoint import DEFAULT_CHECKPOINT, served_model
 from sync_defense.model.network import SyncDetector, graph_modules
+from sync_defense.preprocessing import DEFAULT_CONFIG, preprocess_video
 
 from .parity import check_parity, random_inputs
 

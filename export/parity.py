@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import torch
-from sync_defense.preprocessing.config import DEFAULT_CONFIG
 
 from sync_defense.contract import (
     AUDIO_ENCODER,
@@ -23,6 +22,7 @@ from sync_defense.contract import (
     graph_specs,
 )
 from sync_defense.model.network import SyncDetector, graph_modules
+from sync_defense.preprocessing.config import DEFAULT_CONFIG
 
 TOLERANCE = 1e-4
 

@@ -39,11 +39,11 @@ from types import ModuleType
 
 import numpy as np
 from google.protobuf import text_format
-from sync_defense.preprocessing.config import DEFAULT_CONFIG
 from tritonclient.grpc import model_config_pb2 as mc
 
 from sync_defense import contract as c
 from sync_defense.model.config import MODEL_CONFIGS
+from sync_defense.preprocessing.config import DEFAULT_CONFIG
 
 PRECISIONS = ("fp16", "fp32")
 TENSORRT_RELEASE = "10.5.0"  # the release in nvcr.io/nvidia/tritonserver:24.10-py3 (deploy/Dockerfile checks it)
@@ -327,6 +327,7 @@ def real_feeds(onnx_paths: dict[str, Path], video: Path = SAMPLE_VIDEO) -> dict[
     The fusion graph is fed ONNX Runtime's FP32 tokens of those windows, so each plan is judged on its own.
     """
     import onnxruntime as ort
+
     from sync_defense.preprocessing import preprocess_video
 
     mouths, mels = preprocess_video(video.read_bytes()).window_inputs()

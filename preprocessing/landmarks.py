@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import threading
 from functools import cache
 from typing import Any
 
@@ -71,6 +72,9 @@ MOUTH_CROP_FACTOR = 2.0
 MIN_FACE_WIDTH_PX = 30
 
 
+_GRAPH_LOCK = threading.Lock()  # a MediaPipe graph is not thread-safe: one call at a time per process
+
+
 @cache
 def _graph(config: str, with_attention: bool = False) -> Any:
     """A MediaPipe graph from a graph file in the package or a text config, built once per process.
@@ -105,7 +109,8 @@ def _graph(config: str, with_attention: bool = False) -> Any:
 
 def _detect(rgb: np.ndarray, min_score: float, model: str) -> list[tuple[float, Box]]:
     height, width = rgb.shape[:2]
-    found = _graph(DETECTOR_GRAPHS[model]).process(np.ascontiguousarray(rgb)).detections or []
+    with _GRAPH_LOCK:
+        found = _graph(DETECTOR_GRAPHS[model]).process(np.ascontiguousarray(rgb)).detections or []
     scored = []
     for detection in found:
         rel = detection.location_data.relative_bounding_box
@@ -153,7 +158,8 @@ def _mesh(rgb: np.ndarray, cx: float, cy: float, side: float, roll: float) -> np
     roi = rect_pb2.NormalizedRect(
         x_center=cx / width, y_center=cy / height, width=side / width, height=side / height, rotation=roll
     )
-    found = _graph(LANDMARK_GRAPH, with_attention=True).process({"image": rgb, "roi": roi}).landmarks
+    with _GRAPH_LOCK:
+        found = _graph(LANDMARK_GRAPH, with_attention=True).process({"image": rgb, "roi": roi}).landmarks
     if found is None:
         return None
     return np.array([(p.x * width, p.y * height) for p in found.landmark])

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sync_defense.preprocessing import DEFAULT_CONFIG
 
 from sync_defense.model.checkpoint import served_model
+from sync_defense.preprocessing import DEFAULT_CONFIG
 from sync_defense.synthetic import scenes
 
 SR = DEFAULT_CONFIG.audio.sample_rate
@@ -78,9 +78,8 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def triton(onnx_dir: Path, model, tmp_path_factory: pytest.TempPathFactory):
     """The real tritonserver serving the CPU profile built from this session's export."""
-    from sync_defense.export.model_repository import build_repository
-
     from devtools.local_triton import LocalTriton
+    from sync_defense.export.model_repository import build_repository
 
     work = tmp_path_factory.mktemp("triton")
     repository = build_repository("cpu", model.config, onnx_dir, work / "model_repository")

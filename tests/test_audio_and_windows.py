@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import librosa
 import numpy as np
+
 from sync_defense.preprocessing import DEFAULT_CONFIG as CFG
 from sync_defense.preprocessing.audio import log_mel
 from sync_defense.preprocessing.windows import audio_windows, normalise_crops, speech_fraction, window_starts

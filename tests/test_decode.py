@@ -6,10 +6,10 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+
 from sync_defense.preprocessing import DEFAULT_CONFIG, MediaError
 from sync_defense.preprocessing.decode import decode_audio, first_frame_time, iter_timeline_frames, to_rgb, to_small
 from sync_defense.preprocessing.pipeline import scan_faces
-
 from sync_defense.synthetic.media import encode_mp4
 
 SR = DEFAULT_CONFIG.audio.sample_rate

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from sync_defense.export.parity import TOLERANCE, check_parity, session
-from sync_defense.preprocessing import DEFAULT_CONFIG, preprocess_video
 
 from sync_defense.contract import MAX_BATCH
+from sync_defense.export.parity import TOLERANCE, check_parity, session
+from sync_defense.preprocessing import DEFAULT_CONFIG, preprocess_video
 
 
 def test_three_self_contained_graphs(onnx_dir: Path) -> None:

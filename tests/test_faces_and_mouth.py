@@ -6,12 +6,12 @@ from dataclasses import replace
 
 import cv2
 import numpy as np
-from sync_defense.preprocessing import DEFAULT_CONFIG
-from sync_defense.preprocessing.faces import Detection, build_tracks, detect_faces, iou, running_median, smooth_boxes
-from sync_defense.preprocessing.mouth import crop_mouth
 
 from benchmarks.roi_jitter import UNSMOOTHED as UNSMOOTHED_TRACKS
 from benchmarks.roi_jitter import measure, swaying_clip
+from sync_defense.preprocessing import DEFAULT_CONFIG
+from sync_defense.preprocessing.faces import Detection, build_tracks, detect_faces, iou, running_median, smooth_boxes
+from sync_defense.preprocessing.mouth import crop_mouth
 from sync_defense.synthetic.corpus.faces import grace_hopper_photo
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sync_defense.preprocessing import MediaError
 
 from benchmarks.fuzz_decode import fuzz, mutate, nth_case, seeds
+from sync_defense.preprocessing import MediaError
 from sync_defense.serving.preprocess_step import preprocess
 
 

@@ -9,6 +9,7 @@ import matplotlib.cbook
 import numpy as np
 import pytest
 from skimage import data
+
 from sync_defense.preprocessing import landmarks as lm
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+
 from sync_defense.client import DetectionError, SyncDefenseClient
 from sync_defense.preprocessing import DEFAULT_CONFIG, MediaError
 from sync_defense.preprocessing.decode import first_frame_time, iter_timeline_frames, wall_clock_budget
-
 from sync_defense.synthetic import scenes
 from sync_defense.synthetic.media import encode_mp4
 

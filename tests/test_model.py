@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from sync_defense.preprocessing import DEFAULT_CONFIG as CFG
 
 from sync_defense.model.checkpoint import init_model, load_checkpoint, save_checkpoint
 from sync_defense.model.config import MODEL_CONFIGS
 from sync_defense.model.network import FusionClassifier, VisualEncoder
+from sync_defense.preprocessing import DEFAULT_CONFIG as CFG
 
 MOUTHS = (3, CFG.timeline.clip_frames, CFG.mouth.crop_size, CFG.mouth.crop_size)
 MELS = (1, CFG.audio.n_mels, CFG.mel_frames)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sync_defense.export.model_repository import SOURCE, adapters, build_repository, repository_configs
-
 from sync_defense import contract as c
+from sync_defense.export.model_repository import SOURCE, adapters, build_repository, repository_configs
 from sync_defense.model.config import MODEL_CONFIGS
 
 

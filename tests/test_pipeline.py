@@ -6,12 +6,12 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+
 from sync_defense.preprocessing import DEFAULT_CONFIG as CFG
 from sync_defense.preprocessing import MediaError, preprocess_video
 from sync_defense.preprocessing.audio import frame_loudness_dbfs
 from sync_defense.preprocessing.decode import decode_audio, first_frame_time
 from sync_defense.preprocessing.pipeline import sample_windows
-
 from sync_defense.synthetic import scenes
 from sync_defense.synthetic.media import encode_mp4
 

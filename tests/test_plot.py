@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from sync_defense.client.plot import _title, plot_paths, plot_timeline
 
 pytest.importorskip("matplotlib")

@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 from conftest import free_port
-from sync_defense.client import DetectionError, SyncDefenseClient, UploadTooLarge
-from sync_defense.client.cli import main as cli
-from sync_defense.export.model_repository import STEP_QUEUE
-from sync_defense.preprocessing import DEFAULT_CONFIG
 from tritonclient.utils import InferenceServerException
 
 from devtools.local_triton import SHM_DIR, LocalTriton, _rotate, down, restricted_flags, up
 from sync_defense import contract as c
+from sync_defense.client import DetectionError, SyncDefenseClient, UploadTooLarge
+from sync_defense.client.cli import main as cli
+from sync_defense.export.model_repository import STEP_QUEUE
+from sync_defense.preprocessing import DEFAULT_CONFIG
 from sync_defense.serving.watchdog import instance_stubs
 
 

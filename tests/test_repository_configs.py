@@ -12,13 +12,13 @@ from pathlib import Path
 import onnx
 import pytest
 from google.protobuf import text_format
-from sync_defense.export.model_repository import GPU_PREFERRED_BATCHES, GRAPH_QUEUE, build_repository
-from sync_defense.export.tensorrt_engines import tensorrt_config
-from sync_defense.preprocessing import DEFAULT_CONFIG
 from tritonclient.grpc import model_config_pb2 as mc
 
 from sync_defense import contract as c
+from sync_defense.export.model_repository import GPU_PREFERRED_BATCHES, GRAPH_QUEUE, build_repository
+from sync_defense.export.tensorrt_engines import tensorrt_config
 from sync_defense.model.config import MODEL_CONFIGS
+from sync_defense.preprocessing import DEFAULT_CONFIG
 
 ONNX_TYPES = {onnx.TensorProto.FLOAT: "TYPE_FP32", onnx.TensorProto.INT32: "TYPE_INT32", onnx.TensorProto.UINT8: "TYPE_UINT8"}
 TINY = MODEL_CONFIGS["tiny"]

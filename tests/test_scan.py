@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import free_port
+
 from sync_defense.client.scan import find_videos, read_done, summary_table
 
 

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sync_defense.export.parity import session
-from sync_defense.preprocessing import DEFAULT_CONFIG as CFG
-from sync_defense.preprocessing import MediaError
 
 from sync_defense import contract as c
 from sync_defense.contract import Answer
+from sync_defense.export.parity import session
 from sync_defense.inference.decision import DecisionConfig
 from sync_defense.inference.offsets import DEFAULT_SEARCH, audio_plan, plan_pairs
 from sync_defense.inference.reference import score_pairs
+from sync_defense.preprocessing import DEFAULT_CONFIG as CFG
+from sync_defense.preprocessing import MediaError
 from sync_defense.serving.decision_step import decide
 from sync_defense.serving.errors import StepError, client_message
 from sync_defense.serving.preprocess_step import preprocess

@@ -15,13 +15,13 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from google.protobuf import text_format
-from sync_defense.export import tensorrt_engines as te
-from sync_defense.export.model_repository import GPU_PREFERRED_BATCHES, build_repository, repository_configs
-from sync_defense.preprocessing import DEFAULT_CONFIG
 from tritonclient.grpc import model_config_pb2 as mc
 
 from sync_defense import contract as c
+from sync_defense.export import tensorrt_engines as te
+from sync_defense.export.model_repository import GPU_PREFERRED_BATCHES, build_repository, repository_configs
 from sync_defense.model.config import MODEL_CONFIGS
+from sync_defense.preprocessing import DEFAULT_CONFIG
 
 TARGET = te.Target("10.5.0", "NVIDIA H100 80GB HBM3", "9.0", "fp16")
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 import pytest
+
+from benchmarks.vad_accuracy import signals
 from sync_defense.preprocessing import DEFAULT_CONFIG as CFG
 from sync_defense.preprocessing import vad
 from sync_defense.preprocessing.vad import silero_chunk_probabilities, speech_frames, webrtc_speech
-
-from benchmarks.vad_accuracy import signals
 
 NOT_SPEECH = (
     "white noise -20 dBFS", "white noise -35 dBFS", "pink noise -25 dBFS", "brown noise -25 dBFS",
