@@ -45,7 +45,7 @@ def test_two_talking_faces_are_judged_each_on_its_own(triton, sentence_audio: np
     result = detect(triton, scenes.mp4(frames, sentence_audio))
     left, right = sorted(result.faces, key=lambda f: f.box[0])
     assert len(result.faces) == 2 and left.speaking and right.speaking
-    assert left.evidence == "model" and left.fake_probability <= CFG.real_threshold and left.av_offset_frames == 0
+    assert left.evidence == "model" and left.fake_probability <= CFG.real_threshold and abs(left.av_offset_frames) <= 1
     assert right.model_probability > left.model_probability  # the model still ranks the dubbed face as the more suspect
     assert {w.track_id for w in result.windows} == {left.track_id, right.track_id}
 
