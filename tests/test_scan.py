@@ -62,8 +62,11 @@ def test_sources_and_an_interrupted_results_file(tmp_path: Path) -> None:
 def test_scan_is_interrupted_and_resumes_scoring_each_file_once(triton, archive: Path, tmp_path: Path) -> None:
     out = tmp_path / "results.jsonl"
     live = f"127.0.0.1:{triton.grpc_port}"
+    # A shell that starts jobs in the background (CI runners, nohup) leaves SIGINT ignored in its children:
+    # give the scan the terminal's default, as a user's Ctrl-C would find it.
     first = subprocess.Popen(_scan("--out", str(out), "--concurrency", "1", "--url", live, str(archive)),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.default_int_handler))
     deadline = time.monotonic() + 300
     while not _lines(out) and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
