@@ -27,14 +27,6 @@ class Detection:
     lips: Lips
 
 
-def lip_geometry(points: np.ndarray) -> Lips:
-    """Centre of the outer lip ring, corner-to-corner width and the corner line's roll (> 0 clockwise)."""
-    cx, cy = points[list(landmarks.OUTER_LIP_RING)].mean(axis=0)
-    left, right = points[landmarks.LIP_CORNERS[0]], points[landmarks.LIP_CORNERS[1]]
-    dx, dy = right - left
-    return np.array([cx, cy, float(np.hypot(dx, dy)), float(np.arctan2(dy, dx))])
-
-
 def detect_faces(rgb: np.ndarray, scale: float, cfg: PreprocessConfig) -> list[Detection]:
     """Faces with their lips in a (downscaled) RGB frame, largest first, in full-frame pixels.
 
@@ -46,7 +38,7 @@ def detect_faces(rgb: np.ndarray, scale: float, cfg: PreprocessConfig) -> list[D
         points = landmarks.face_landmarks(rgb, box)
         if points is None:
             continue
-        lips = lip_geometry(points)
+        lips = landmarks.lip_geometry(points)
         found.append(Detection(box * scale, lips * np.array([scale, scale, scale, 1.0])))
     return found
 

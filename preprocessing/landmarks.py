@@ -196,12 +196,19 @@ def face_landmarks(rgb: np.ndarray, box: Box) -> np.ndarray | None:
     return points
 
 
-def mouth_transform(landmarks: np.ndarray) -> Transform:
-    """Lip-aligned mouth square ``(cx, cy, side, roll)``: centred on the outer lip ring, side
-    ``MOUTH_CROP_FACTOR`` mouth widths, roll the angle of the corner line (radians, > 0 clockwise)."""
+def lip_geometry(landmarks: np.ndarray) -> np.ndarray:
+    """``(cx, cy, width, roll)``: centre of the outer lip ring, corner-to-corner width and the angle
+    of the corner line (radians, > 0 clockwise)."""
     cx, cy = landmarks[list(OUTER_LIP_RING)].mean(axis=0)
     width = float(np.linalg.norm(landmarks[LIP_CORNERS[1]] - landmarks[LIP_CORNERS[0]]))
-    return float(cx), float(cy), MOUTH_CROP_FACTOR * width, _roll(landmarks, LIP_CORNERS)
+    return np.array([cx, cy, width, _roll(landmarks, LIP_CORNERS)])
+
+
+def mouth_transform(landmarks: np.ndarray) -> Transform:
+    """Lip-aligned mouth square ``(cx, cy, side, roll)``: ``lip_geometry`` with a side of
+    ``MOUTH_CROP_FACTOR`` mouth widths."""
+    cx, cy, width, roll = (float(v) for v in lip_geometry(landmarks))
+    return cx, cy, MOUTH_CROP_FACTOR * width, roll
 
 
 def crop_aligned(rgb: np.ndarray, transform: Transform, size: int) -> np.ndarray:
