@@ -19,6 +19,7 @@ placed, and a wall-clock budget (``wall_clock_budget``) on every decoded frame.
 from __future__ import annotations
 
 import io
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +27,7 @@ from contextvars import ContextVar
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from .config import DEFAULT_CONFIG, LimitsConfig, PreprocessConfig
 
@@ -171,9 +173,24 @@ def _quarter_turns(frame: av.VideoFrame) -> int:
     return round(frame.rotation / 90) % 4
 
 
+_SWSCALE = threading.local()
+
+
+def _reformat(frame: av.VideoFrame, **kwargs: object) -> av.VideoFrame:
+    """``frame.reformat`` through this thread's one libswscale context, reused from frame to frame.
+
+    ``VideoFrame.reformat`` builds a new context on every call, which costs about twice the colour
+    conversion itself (2.5 against 0.8 ms per 640x480 frame); the pixels are the same either way.
+    """
+    reformatter = getattr(_SWSCALE, "reformatter", None)
+    if reformatter is None:
+        reformatter = _SWSCALE.reformatter = VideoReformatter()
+    return reformatter.reformat(frame, **kwargs)
+
+
 def to_rgb(frame: av.VideoFrame) -> np.ndarray:
     """Upright uint8 RGB pixels ``(H, W, 3)`` of a timeline frame."""
-    return np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), _quarter_turns(frame)))
+    return np.ascontiguousarray(np.rot90(_reformat(frame, format="rgb24").to_ndarray(), _quarter_turns(frame)))
 
 
 def to_small(frame: av.VideoFrame, max_width: int, pixel_format: str = "rgb24") -> tuple[np.ndarray, float]:
@@ -188,7 +205,7 @@ def to_small(frame: av.VideoFrame, max_width: int, pixel_format: str = "rgb24") 
     scale = width / small_width
     small_height = max(2, int(round(height / scale)))
     stored = (small_height, small_width) if turns % 2 else (small_width, small_height)
-    small = frame.reformat(width=stored[0], height=stored[1], format=pixel_format).to_ndarray()
+    small = _reformat(frame, width=stored[0], height=stored[1], format=pixel_format).to_ndarray()
     return np.ascontiguousarray(np.rot90(small, turns)), scale
 
 

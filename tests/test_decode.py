@@ -145,3 +145,14 @@ def test_the_face_scan_finds_the_same_origin_the_audio_is_placed_on(name: str) -
     """The pipeline takes the audio's origin from its first video pass instead of decoding the first frame again."""
     data, _, _ = flash_and_beep(**CLIPS[name])
     assert scan_faces(data, DEFAULT_CONFIG).origin_s == pytest.approx(first_frame_time(data), abs=1e-9)
+
+
+def test_reused_colour_conversion_gives_pyav_s_own_pixels() -> None:
+    """``to_rgb``/``to_small`` reuse one libswscale context across frames and sizes: same pixels as PyAV's per-call one."""
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (6, 96, 128, 3), dtype=np.uint8)
+    data = encode_mp4(frames, 25, None, SR)
+    for _, frame in iter_timeline_frames(data, DEFAULT_CONFIG):
+        small, _ = to_small(frame, 64)
+        assert np.array_equal(small, frame.reformat(width=64, height=48, format="rgb24").to_ndarray())
+        assert np.array_equal(to_rgb(frame), frame.to_ndarray(format="rgb24"))

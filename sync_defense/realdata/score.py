@@ -26,8 +26,16 @@ def row(entry: dict, answer: dict | None, error: str | None = None) -> dict:
         "verdict": answer.get("verdict", "error"), "fake_probability": answer.get("fake_probability"),
         "confidence": answer.get("confidence"), "offset_frames": offset, "expected_offset_frames": expected,
         "offset_error": None if offset is None or expected is None else round(offset - expected, 3),
-        "faces": len(answer.get("faces", [])), "latency_ms": answer.get("latency_ms"), "error": error,
+        "faces": len(answer.get("faces", [])), "evidence": _deciding_evidence(answer),
+        "latency_ms": answer.get("latency_ms"), "error": error, "answer": answer or None,
     }
+
+
+def _deciding_evidence(answer: dict) -> str | None:
+    """Which test decided the verdict (``FaceReport.evidence`` of the deciding face): model, lip_sync or none."""
+    track = answer.get("deciding_track_id")
+    deciding = [f for f in answer.get("faces", []) if track is not None and f.get("track_id") == track]
+    return deciding[0].get("evidence") if deciding else None
 
 
 def _shares(rows: list[dict]) -> dict:
@@ -90,13 +98,13 @@ def markdown(rows: list[dict], summary: dict, url: str) -> str:
         f"- ROC-AUC of fake_probability: {_fmt(summary['roc_auc'], '.3f')} "
         f"({summary['auc_counts']['genuine']} genuine, {summary['auc_counts']['fake']} fakes with a probability)",
         "- Targets: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in summary["targets"].items()), "",
-        "| case | label | kind | verdict | fake_probability | confidence | offset | expected | error | faces | latency ms |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| case | label | kind | verdict | fake_probability | confidence | offset | expected | error | faces | evidence | latency ms |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for r in rows:
         lines.append(f"| {r['case']} | {r['label']} | {r['kind']} | {r['verdict']} | {_fmt(r['fake_probability'], '.3f')} | "
                      f"{_fmt(r['confidence'], '.3f')} | {_fmt(r['offset_frames'])} | {_fmt(r['expected_offset_frames'])} | "
-                     f"{_fmt(r['offset_error'])} | {r['faces']} | {_fmt(r['latency_ms'], '.0f')} |")
+                     f"{_fmt(r['offset_error'])} | {r['faces']} | {_fmt(r['evidence'])} | {_fmt(r['latency_ms'], '.0f')} |")
     return "\n".join(lines) + "\n"
 
 
