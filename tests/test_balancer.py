@@ -17,6 +17,7 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -141,6 +142,18 @@ def test_http_and_grpc_through_the_balancer_reach_both_replicas(balancer: Balanc
     assert len(verdicts) == 1 and max(probabilities) - min(probabilities) < 1e-4  # the replicas serve one model
     served = [_served(r) - b for r, b in zip(replicas, before, strict=True)]
     assert sum(served) == 8 and min(served) >= 2, served  # least_conn spreads sequential requests over both
+
+
+def test_the_balancer_refuses_the_internal_models_over_http(balancer: Balancer) -> None:
+    """A forged ``decision`` call (a made-up verdict) or a direct graph call does not pass the front proxy."""
+    for model in (*c.STEPS, *c.GRAPHS, f"{c.ENSEMBLE}_copy"):
+        request = urllib.request.Request(f"http://{balancer.http}/v2/models/{model}/infer", data=b"{}", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 403 and b"only the sync_defense model" in refused.value.read()
+    for path in (f"/v2/models/{c.ENSEMBLE}/ready", f"/v2/models/{c.ENSEMBLE}", "/v2/health/live"):
+        with urllib.request.urlopen(f"http://{balancer.http}{path}", timeout=10) as reply:
+            assert reply.status == 200
 
 
 def test_perf_analyzer_through_the_balancer_and_against_one_replica(balancer: Balancer, replicas: list[LocalTriton],

@@ -107,10 +107,29 @@ def test_the_lip_test_decides_when_the_model_cannot() -> None:
     assert result.verdict == "fake" and result.av_offset_frames == 14 and result.segments == []
 
 
-def test_a_model_that_passes_its_self_test_decides_over_the_lip_test() -> None:
+def test_a_self_tested_model_that_agrees_with_the_lips_decides_with_its_localized_evidence() -> None:
+    shifted = {"verdict": "shifted", "lag_frames": 7, "peak": 0.6, "at_zero": 0.1, "frames": 150}
+    result = judge(*scored([[0.97, 0.97, 0.02, 0.02, 0.02]], lip_sync=shifted))
+    assert result.faces[0].evidence == "model" and result.av_offset_frames == 6  # the model's own offset
+    assert result.verdict == "fake" and [(s.start_s, s.end_s) for s in result.segments] == [(0.0, 2.0)]
+
+
+def test_the_lips_overrule_a_self_tested_model_that_puts_the_audio_elsewhere() -> None:
+    """What the model did on genuine real recordings: a clear best shift at +6 where the lips say 0."""
     in_sync = {"verdict": "in_sync", "lag_frames": 0, "peak": 0.6, "at_zero": 0.6, "frames": 150}
     result = judge(*scored([[0.97] * 5], lip_sync=in_sync))
-    assert result.verdict == "fake" and result.faces[0].evidence == "model" and result.av_offset_frames == 6
+    assert result.verdict == "real" and result.faces[0].evidence == "lip_sync" and result.av_offset_frames == 0
+    assert result.faces[0].model_probability == pytest.approx(0.97) and result.segments == []
+
+
+def test_a_face_no_test_can_judge_does_not_decide_over_one_that_was_judged() -> None:
+    in_sync = {"verdict": "in_sync", "lag_frames": 1, "peak": 0.6, "at_zero": 0.58, "frames": 150}
+    video, info = scored([[0.9] * 5, [0.95] * 5], self_test=False, lip_sync=in_sync)
+    info["faces"][1]["lip_sync"] = None
+    result = judge(video, info)
+    assert [f.evidence for f in result.faces] == ["lip_sync", "none"]
+    assert result.verdict == "real" and result.deciding_track_id == 0
+    assert any("face(s) 1 could not be judged" in w for w in result.warnings)
 
 
 def test_segments_merge_touching_fake_windows() -> None:

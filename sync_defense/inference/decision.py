@@ -13,6 +13,11 @@ during speech (``min_mouth_motion``); the video's probability is the largest ove
 voice cannot make a real conversation fake; when no face moves its mouth (a still photo with a
 voice) the verdict is ``uncertain``, with a warning, since lip sync cannot be judged. ``fake`` / ``real`` at the calibrated thresholds,
 ``uncertain`` between them.
+
+Each face's probability comes from the learned model only where it passes SyncNet's self-test and
+agrees with the training-free lip test on the alignment, else from the lip test, else from nothing
+(``_face_report``); faces that neither test could judge decide the video only when no face could be
+judged.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from sync_defense.contract import Answer, FaceReport, LipSyncReport, SegmentRepo
 from sync_defense.preprocessing.config import DEFAULT_CONFIG
 
 from .lipsync import DEFAULT_LIP_SYNC, LipSync, LipSyncConfig
-from .offsets import DEFAULT_SEARCH, OffsetSearchConfig, estimate_offset
+from .offsets import DEFAULT_SEARCH, Offset, OffsetSearchConfig, estimate_offset
 
 CALIBRATION = Path(__file__).resolve().parents[2] / "checkpoints" / "calibration.json"
 TRUNCATION_TOLERANCE_S = 0.5  # decoded shorter than declared by more (and by 5 %): the file is cut
@@ -128,13 +133,28 @@ def _rounded(value: float | None, digits: int = 4) -> float | None:
     return None if value is None else round(float(value), digits)
 
 
-def _face_report(face: dict, scored: ScoredVideo, p: np.ndarray, cfg: DecisionConfig) -> tuple[FaceReport, list[SegmentReport]]:
-    """One face: the model's evidence where it passes its self-test, else the lip-sync test, else none.
+def _model_is_trusted(offset: Offset | None, lips: LipSync | None, cfg: DecisionConfig) -> bool:
+    """The learned model decides a face only where it passes its self-test and, when the lip test has
+    evidence, puts the audio where the lips do (within ``in_sync_frames``).
 
-    A learned model that scores every audio shift alike on this face cannot judge its sync, however
-    sure its probability looks; the lip geometry test then decides. Without either, the model's
-    probability is reported but the verdict is ``uncertain``: the detector does not accuse when it
-    does not know.
+    The two tests are independent: the model reads pixels and was trained on renderings and re-timed
+    mouths, the lip test reads the face mesh's geometry. On faces unlike its training the model can
+    pass its self-test at a wrong alignment (on the genuine real recordings it placed the audio 4-13
+    frames off where the lips say 0-2); where the two disagree on the alignment, the geometry wins.
+    """
+    if offset is None or offset.confidence < cfg.model_self_test:
+        return False
+    if lips is None or lips.verdict == "no_evidence":
+        return True
+    return offset.frames is not None and lips.lag_frames is not None and abs(offset.frames - lips.lag_frames) <= cfg.lip_sync.in_sync_frames
+
+
+def _face_report(face: dict, scored: ScoredVideo, p: np.ndarray, cfg: DecisionConfig) -> tuple[FaceReport, list[SegmentReport]]:
+    """One face: the model's evidence where it is trusted (``_model_is_trusted``), else the lip-sync
+    test's, else none.
+
+    Without either, the model's probability is reported but the verdict is ``uncertain``: the
+    detector does not accuse when it does not know.
     """
     track_id = face["track_id"]
     lips = LipSync(**face["lip_sync"]) if face.get("lip_sync") else None
@@ -146,7 +166,7 @@ def _face_report(face: dict, scored: ScoredVideo, p: np.ndarray, cfg: DecisionCo
     lip_p = lips.fake_probability(cfg.lip_sync) if lips else None
     if model_p is None:
         evidence, probability, frames = "none", None, None
-    elif offset is not None and offset.confidence >= cfg.model_self_test:
+    elif _model_is_trusted(offset, lips, cfg):
         evidence, probability, frames = "model", model_p, offset.frames
     elif lip_p is not None:
         evidence, probability, frames = "lip_sync", lip_p, lips.lag_frames
@@ -179,7 +199,8 @@ def analyse(scored: ScoredVideo, info: dict, cfg: DecisionConfig) -> Answer:
         segments += found
     voting = [f for f in faces if f.fake_probability is not None]
     considered = [f for f in voting if f.speaking] or voting
-    deciding = max(considered, key=lambda f: f.fake_probability, default=None)
+    judged = [f for f in considered if f.evidence != "none"]  # a face no test could judge decides only if none could be
+    deciding = max(judged or considered, key=lambda f: f.fake_probability, default=None)
     if not faces:
         verdict, probability = "no_face", None
     elif deciding is None:
@@ -226,4 +247,8 @@ def answer_warnings(info: dict, faces: list[FaceReport], deciding: FaceReport | 
     if deciding is not None and not deciding.speaking:
         warnings.append("no face on screen moves its mouth while the voice speaks (a still picture or a voice from off "
                         "screen): lip sync cannot be judged, so the verdict is uncertain")
+    unjudged = [f.track_id for f in faces if f.speaking and f.evidence == "none" and f.fake_probability is not None]
+    if deciding is not None and deciding.evidence != "none" and unjudged:
+        warnings.append(f"the sync of face(s) {', '.join(map(str, unjudged))} could not be judged by either test; "
+                        f"the verdict rests on face {deciding.track_id}")
     return warnings
