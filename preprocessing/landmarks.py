@@ -9,16 +9,21 @@ and distance to the camera do not change what the model sees.
 Nothing is downloaded: the graphs read the ``.tflite`` files inside the installed ``mediapipe``
 package (0.10.21; it needs protobuf < 5). Each graph is built on first use in a process (~0.5 s
 with the import) and runs on one thread (the server runs several preprocess processes on few
-cores); build them after any fork, never before. A graph is not thread-safe: one
-process must not call it from several threads at once.
+cores); build them after any fork, never before. A graph is not thread-safe, so each is lent to one
+caller at a time (``_GraphPool``); the face mesh has ``MESH_THREADS`` copies (23 MiB each), which
+``mesh_async`` keeps busy from worker threads: MediaPipe releases the GIL while it computes.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import queue
 import re
 import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
@@ -72,12 +77,47 @@ MOUTH_CROP_FACTOR = 2.0
 MIN_FACE_WIDTH_PX = 30
 
 
-_GRAPH_LOCK = threading.Lock()  # a MediaPipe graph is not thread-safe: one call at a time per process
+MESH_THREADS = 2  # face-mesh copies and worker threads per process: one request's lips on both cores
+
+
+class _GraphPool:
+    """Up to ``size`` copies of one graph, each lent to one caller at a time (a graph is not thread-safe)."""
+
+    def __init__(self, build: Callable[[], Any], size: int) -> None:
+        self._build, self._size, self._made = build, size, 0
+        self._free: queue.LifoQueue = queue.LifoQueue()
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def lend(self) -> Iterator[Any]:
+        try:
+            graph = self._free.get_nowait()
+        except queue.Empty:
+            with self._lock:
+                make = self._made < self._size
+                self._made += make
+            graph = self._build() if make else self._free.get()
+        try:
+            yield graph
+        finally:
+            self._free.put(graph)
+
+    def fill(self) -> None:
+        """Build every copy now (a server's warm-up), not on the first requests that need them."""
+        with self._lock:
+            missing, self._made = self._size - self._made, self._size
+        for _ in range(missing):
+            self._free.put(self._build())
 
 
 @cache
+def _graphs(config: str, with_attention: bool = False, copies: int = 1) -> _GraphPool:
+    """The process's copies of a graph, built on first use."""
+    return _GraphPool(lambda: _graph(config, with_attention), copies)
+
+
 def _graph(config: str, with_attention: bool = False) -> Any:
-    """A MediaPipe graph from a graph file in the package or a text config, built once per process.
+    """A MediaPipe graph from a graph file in the package or a text config.
 
     Subgraphs are expanded so that every TFLite node can be pinned to one XNNPACK thread and the
     scheduler to one worker thread (it otherwise starts one per core for each graph).
@@ -109,8 +149,8 @@ def _graph(config: str, with_attention: bool = False) -> Any:
 
 def _detect(rgb: np.ndarray, min_score: float, model: str) -> list[tuple[float, Box]]:
     height, width = rgb.shape[:2]
-    with _GRAPH_LOCK:
-        found = _graph(DETECTOR_GRAPHS[model]).process(np.ascontiguousarray(rgb)).detections or []
+    with _graphs(DETECTOR_GRAPHS[model]).lend() as graph:
+        found = graph.process(np.ascontiguousarray(rgb)).detections or []
     scored = []
     for detection in found:
         rel = detection.location_data.relative_bounding_box
@@ -158,8 +198,8 @@ def _mesh(rgb: np.ndarray, cx: float, cy: float, side: float, roll: float) -> np
     roi = rect_pb2.NormalizedRect(
         x_center=cx / width, y_center=cy / height, width=side / width, height=side / height, rotation=roll
     )
-    with _GRAPH_LOCK:
-        found = _graph(LANDMARK_GRAPH, with_attention=True).process({"image": rgb, "roi": roi}).landmarks
+    with _graphs(LANDMARK_GRAPH, with_attention=True, copies=MESH_THREADS).lend() as graph:
+        found = graph.process({"image": rgb, "roi": roi}).landmarks
     if found is None:
         return None
     return np.array([(p.x * width, p.y * height) for p in found.landmark])
@@ -194,6 +234,23 @@ def face_landmarks(rgb: np.ndarray, box: Box) -> np.ndarray | None:
         (cx, cy), side = rotation @ ((low + high) / 2), ROI_SCALE * float(np.max(high - low))
         points = _mesh(rgb, float(cx), float(cy), side, roll)
     return points
+
+
+def warm_up(detector: str = "full") -> None:
+    """Build the detector and every face-mesh copy, and start the mesh workers."""
+    _graphs(LANDMARK_GRAPH, with_attention=True, copies=MESH_THREADS).fill()
+    _graphs(DETECTOR_GRAPHS[detector]).fill()
+    _mesh_workers()
+
+
+@cache
+def _mesh_workers() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(MESH_THREADS, thread_name_prefix="face-mesh")
+
+
+def mesh_async(rgb: np.ndarray, box: Box) -> Future:
+    """``face_landmarks(rgb, box)`` on a worker thread: the caller decodes the next frames meanwhile."""
+    return _mesh_workers().submit(face_landmarks, rgb, box)
 
 
 def lip_geometry(landmarks: np.ndarray) -> np.ndarray:

@@ -9,6 +9,8 @@ The first pass also gives the timeline's origin, on which the audio (decoded onc
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import av
@@ -68,32 +70,50 @@ class MouthFrames:
     aperture: np.ndarray | None  # (len(plan.frames),) float32 inner-lip opening / mouth width (NaN: no mesh)
 
 
+MESHES_IN_FLIGHT = 8  # frames waiting for the face mesh: bounds the RGB frames held (8 x 0.9 MB at 640x480)
+
+
 def _crop_mouths(data: bytes, plans: list[CropPlan], n_frames: int, cfg: PreprocessConfig,
                  measure_lips: bool = False) -> list[MouthFrames]:
     """Pass 2: the mouth crops of each plan; with ``measure_lips``, the face mesh on every planned frame too.
 
     The crop follows the smoothed lips (steady); the aperture comes from each frame's own mesh (the
-    lips' movement is the signal, so it is not smoothed).
+    lips' movement is the signal, so it is not smoothed). The meshes run on worker threads
+    (``landmarks.mesh_async``) while this thread decodes and crops; the results do not depend on it.
     """
     row_of = np.full((len(plans), n_frames), -1, dtype=np.int64)
     for i, plan in enumerate(plans):
         row_of[i, plan.frames] = np.arange(len(plan.frames))
     crops = [np.zeros((len(p.frames), cfg.mouth.crop_size, cfg.mouth.crop_size, 3), np.uint8) for p in plans]
     apertures = [np.full(len(p.frames), np.nan, np.float32) for p in plans]
-    last: tuple[av.VideoFrame, np.ndarray] | None = None
-    for k, frame in iter_timeline_frames(data, cfg):
-        if k >= n_frames:
-            break
-        faces_here = np.flatnonzero(row_of[:, k] >= 0)
-        if not faces_here.size:
-            continue
-        if last is None or last[0] is not frame:  # held frames are converted once
-            last = (frame, to_rgb(frame))
-        for i in faces_here:
-            row = row_of[i, k]
-            crops[i][row] = crop_mouth(last[1], plans[i].lips[row], cfg)
-            if measure_lips and (points := landmarks.face_landmarks(last[1], plans[i].boxes[row])) is not None:
+    meshes: deque[tuple[int, int, Future]] = deque()
+
+    def collect(keep: int) -> None:
+        while len(meshes) > keep:
+            i, row, mesh = meshes.popleft()
+            if (points := mesh.result()) is not None:
                 apertures[i][row] = landmarks.lip_aperture(points)
+
+    last: tuple[av.VideoFrame, np.ndarray] | None = None
+    try:
+        for k, frame in iter_timeline_frames(data, cfg):
+            if k >= n_frames:
+                break
+            faces_here = np.flatnonzero(row_of[:, k] >= 0)
+            if not faces_here.size:
+                continue
+            if last is None or last[0] is not frame:  # held frames are converted once
+                last = (frame, to_rgb(frame))
+            for i in faces_here:
+                row = row_of[i, k]
+                crops[i][row] = crop_mouth(last[1], plans[i].lips[row], cfg)
+                if measure_lips:
+                    meshes.append((i, row, landmarks.mesh_async(last[1], plans[i].boxes[row])))
+            collect(MESHES_IN_FLIGHT)
+        collect(0)
+    finally:
+        for _, _, mesh in meshes:  # a refused or failed upload leaves no work behind
+            mesh.cancel()
     return [MouthFrames(c, a if measure_lips else None) for c, a in zip(crops, apertures, strict=True)]
 
 
@@ -237,8 +257,7 @@ def preprocess_video(data: bytes, cfg: PreprocessConfig = DEFAULT_CONFIG) -> Pre
 
 def warm_up(cfg: PreprocessConfig = DEFAULT_CONFIG) -> None:
     """Load the face models and the VAD and run the audio path once, so a first request is not slow."""
-    landmarks.face_landmarks(np.zeros((64, 64, 3), np.uint8), np.array([8.0, 8.0, 48.0, 48.0]))
-    landmarks.detect_faces(np.zeros((64, 64, 3), np.uint8))
+    landmarks.warm_up(cfg.faces.detector)
     load_vad()
     silence = np.zeros(cfg.audio.sample_rate, np.float32)
     log_mel(silence, cfg)

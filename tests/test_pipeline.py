@@ -79,3 +79,28 @@ def test_too_long_video_is_refused_not_truncated() -> None:
     data = encode_mp4(np.zeros((100, 32, 32, 3), np.uint8), 25, np.zeros(4 * CFG.audio.sample_rate, np.float32), CFG.audio.sample_rate)
     with pytest.raises(MediaError, match="at most 3 s"):
         preprocess_video(data, cfg)
+
+
+def test_lips_measured_on_worker_threads_equal_the_inline_mesh(talking_mp4: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pass 2 meshes on ``MESH_THREADS`` graph copies in parallel; copies and threads change no value,
+    and requests from several threads at once (the FastAPI baseline) each get their own answer."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    from sync_defense.preprocessing import landmarks
+
+    threaded = preprocess_video(talking_mp4)
+
+    def inline(rgb: np.ndarray, box: np.ndarray) -> Future:
+        done: Future = Future()
+        done.set_result(landmarks.face_landmarks(rgb, box))
+        return done
+
+    with monkeypatch.context() as patch:
+        patch.setattr(landmarks, "mesh_async", inline)
+        reference = preprocess_video(talking_mp4)
+    assert np.isfinite(reference.apertures[0]).sum() > 100
+    assert np.array_equal(threaded.apertures[0], reference.apertures[0], equal_nan=True)
+    assert np.array_equal(threaded.crops, reference.crops)
+    with ThreadPoolExecutor(3) as callers:
+        for video in callers.map(preprocess_video, [talking_mp4] * 3):
+            assert np.array_equal(video.apertures[0], reference.apertures[0], equal_nan=True)
