@@ -10,8 +10,8 @@ Nothing is downloaded: the graphs read the ``.tflite`` files inside the installe
 package (0.10.21; it needs protobuf < 5). Each graph is built on first use in a process (~0.5 s
 with the import) and runs on one thread (the server runs several preprocess processes on few
 cores); build them after any fork, never before. A graph is not thread-safe, so each is lent to one
-caller at a time (``_GraphPool``); the face mesh has ``MESH_THREADS`` copies (23 MiB each), which
-``mesh_async`` keeps busy from worker threads: MediaPipe releases the GIL while it computes.
+caller at a time (``_GraphPool``); each graph has ``MODEL_THREADS`` copies (the mesh 23 MiB each),
+which callers keep busy through ``in_background``: MediaPipe releases the GIL while it computes.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ MOUTH_CROP_FACTOR = 2.0
 MIN_FACE_WIDTH_PX = 30
 
 
-MESH_THREADS = 2  # face-mesh copies and worker threads per process: one request's lips on both cores
+MODEL_THREADS = 2  # copies of each graph and worker threads per process: one request's faces on both cores
 
 
 class _GraphPool:
@@ -149,7 +149,7 @@ def _graph(config: str, with_attention: bool = False) -> Any:
 
 def _detect(rgb: np.ndarray, min_score: float, model: str) -> list[tuple[float, Box]]:
     height, width = rgb.shape[:2]
-    with _graphs(DETECTOR_GRAPHS[model]).lend() as graph:
+    with _graphs(DETECTOR_GRAPHS[model], copies=MODEL_THREADS).lend() as graph:
         found = graph.process(np.ascontiguousarray(rgb)).detections or []
     scored = []
     for detection in found:
@@ -198,7 +198,7 @@ def _mesh(rgb: np.ndarray, cx: float, cy: float, side: float, roll: float) -> np
     roi = rect_pb2.NormalizedRect(
         x_center=cx / width, y_center=cy / height, width=side / width, height=side / height, rotation=roll
     )
-    with _graphs(LANDMARK_GRAPH, with_attention=True, copies=MESH_THREADS).lend() as graph:
+    with _graphs(LANDMARK_GRAPH, with_attention=True, copies=MODEL_THREADS).lend() as graph:
         found = graph.process({"image": rgb, "roi": roi}).landmarks
     if found is None:
         return None
@@ -238,19 +238,19 @@ def face_landmarks(rgb: np.ndarray, box: Box) -> np.ndarray | None:
 
 def warm_up(detector: str = "full") -> None:
     """Build the detector and every face-mesh copy, and start the mesh workers."""
-    _graphs(LANDMARK_GRAPH, with_attention=True, copies=MESH_THREADS).fill()
-    _graphs(DETECTOR_GRAPHS[detector]).fill()
-    _mesh_workers()
+    _graphs(LANDMARK_GRAPH, with_attention=True, copies=MODEL_THREADS).fill()
+    _graphs(DETECTOR_GRAPHS[detector], copies=MODEL_THREADS).fill()
+    _workers()
 
 
 @cache
-def _mesh_workers() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(MESH_THREADS, thread_name_prefix="face-mesh")
+def _workers() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(MODEL_THREADS, thread_name_prefix="face-models")
 
 
-def mesh_async(rgb: np.ndarray, box: Box) -> Future:
-    """``face_landmarks(rgb, box)`` on a worker thread: the caller decodes the next frames meanwhile."""
-    return _mesh_workers().submit(face_landmarks, rgb, box)
+def in_background(fn: Callable[..., Any], *args: Any) -> Future:
+    """``fn(*args)`` — a call of the face models — on a worker thread, while the caller decodes the next frames."""
+    return _workers().submit(fn, *args)
 
 
 def lip_geometry(landmarks: np.ndarray) -> np.ndarray:

@@ -10,8 +10,10 @@ The first pass also gives the timeline's origin, on which the audio (decoded onc
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any
 
 import av
 import numpy as np
@@ -35,17 +37,50 @@ class VideoScan:
     keyframe_faces: dict[int, list[Detection]]  # keyframe -> faces found (keyframes without a face left out)
 
 
+FRAMES_IN_FLIGHT = 8  # frames waiting for the face models: bounds the pixels held (8 x 0.9 MB at 640x480)
+
+
+class _InBackground:
+    """Face-model calls on the worker threads (``landmarks.in_background``) while this thread decodes.
+
+    At most ``limit`` calls wait (each holds a frame); results are handed to ``take(key, result)``
+    in the order submitted. Leaving the block early (a refused upload) cancels what has not started.
+    """
+
+    def __init__(self, take: Callable[[Any, Any], None], limit: int = FRAMES_IN_FLIGHT) -> None:
+        self._take, self._limit = take, limit
+        self._waiting: deque[tuple[Any, Future]] = deque()
+
+    def submit(self, key: Any, fn: Callable[..., Any], *args: Any) -> None:
+        self._waiting.append((key, landmarks.in_background(fn, *args)))
+        self._collect(self._limit)
+
+    def _collect(self, keep: int) -> None:
+        while len(self._waiting) > keep:
+            key, call = self._waiting.popleft()
+            self._take(key, call.result())
+
+    def __enter__(self) -> _InBackground:
+        return self
+
+    def __exit__(self, error: type[BaseException] | None, *_: object) -> None:
+        if error is None:
+            self._collect(0)
+        for _, call in self._waiting:
+            call.cancel()
+
+
 def scan_faces(data: bytes, cfg: PreprocessConfig) -> VideoScan:
     """Pass 1: count the timeline frames, note the first one's time, find faces on every n-th frame."""
     n_frames, origin_s = 0, 0.0
     found: dict[int, list[Detection]] = {}
-    for k, frame in iter_timeline_frames(data, cfg):
-        n_frames = k + 1
-        if k == 0:
-            origin_s = frame.time
-        if k % cfg.faces.detect_every == 0:
-            small, scale = to_small(frame, cfg.faces.detect_width)
-            found[k] = detect_faces(small, scale, cfg)
+    with _InBackground(found.__setitem__) as faces:
+        for k, frame in iter_timeline_frames(data, cfg):
+            n_frames = k + 1
+            if k == 0:
+                origin_s = frame.time
+            if k % cfg.faces.detect_every == 0:
+                faces.submit(k, detect_faces, *to_small(frame, cfg.faces.detect_width), cfg)
     return VideoScan(n_frames, origin_s, {k: faces for k, faces in found.items() if faces})
 
 
@@ -70,32 +105,25 @@ class MouthFrames:
     aperture: np.ndarray | None  # (len(plan.frames),) float32 inner-lip opening / mouth width (NaN: no mesh)
 
 
-MESHES_IN_FLIGHT = 8  # frames waiting for the face mesh: bounds the RGB frames held (8 x 0.9 MB at 640x480)
-
-
 def _crop_mouths(data: bytes, plans: list[CropPlan], n_frames: int, cfg: PreprocessConfig,
                  measure_lips: bool = False) -> list[MouthFrames]:
     """Pass 2: the mouth crops of each plan; with ``measure_lips``, the face mesh on every planned frame too.
 
     The crop follows the smoothed lips (steady); the aperture comes from each frame's own mesh (the
-    lips' movement is the signal, so it is not smoothed). The meshes run on worker threads
-    (``landmarks.mesh_async``) while this thread decodes and crops; the results do not depend on it.
+    lips' movement is the signal, so it is not smoothed), computed on the worker threads.
     """
     row_of = np.full((len(plans), n_frames), -1, dtype=np.int64)
     for i, plan in enumerate(plans):
         row_of[i, plan.frames] = np.arange(len(plan.frames))
     crops = [np.zeros((len(p.frames), cfg.mouth.crop_size, cfg.mouth.crop_size, 3), np.uint8) for p in plans]
     apertures = [np.full(len(p.frames), np.nan, np.float32) for p in plans]
-    meshes: deque[tuple[int, int, Future]] = deque()
 
-    def collect(keep: int) -> None:
-        while len(meshes) > keep:
-            i, row, mesh = meshes.popleft()
-            if (points := mesh.result()) is not None:
-                apertures[i][row] = landmarks.lip_aperture(points)
+    def take(where: tuple[int, int], points: np.ndarray | None) -> None:
+        if points is not None:
+            apertures[where[0]][where[1]] = landmarks.lip_aperture(points)
 
     last: tuple[av.VideoFrame, np.ndarray] | None = None
-    try:
+    with _InBackground(take) as meshes:
         for k, frame in iter_timeline_frames(data, cfg):
             if k >= n_frames:
                 break
@@ -108,12 +136,7 @@ def _crop_mouths(data: bytes, plans: list[CropPlan], n_frames: int, cfg: Preproc
                 row = row_of[i, k]
                 crops[i][row] = crop_mouth(last[1], plans[i].lips[row], cfg)
                 if measure_lips:
-                    meshes.append((i, row, landmarks.mesh_async(last[1], plans[i].boxes[row])))
-            collect(MESHES_IN_FLIGHT)
-        collect(0)
-    finally:
-        for _, _, mesh in meshes:  # a refused or failed upload leaves no work behind
-            mesh.cancel()
+                    meshes.submit((i, row), landmarks.face_landmarks, last[1], plans[i].boxes[row])
     return [MouthFrames(c, a if measure_lips else None) for c, a in zip(crops, apertures, strict=True)]
 
 

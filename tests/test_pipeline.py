@@ -81,23 +81,24 @@ def test_too_long_video_is_refused_not_truncated() -> None:
         preprocess_video(data, cfg)
 
 
-def test_lips_measured_on_worker_threads_equal_the_inline_mesh(talking_mp4: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Pass 2 meshes on ``MESH_THREADS`` graph copies in parallel; copies and threads change no value,
-    and requests from several threads at once (the FastAPI baseline) each get their own answer."""
+def test_faces_and_lips_found_on_worker_threads_equal_the_inline_models(talking_mp4: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both passes run the face models on ``MODEL_THREADS`` graph copies in parallel; copies and threads
+    change no value, and requests from several threads at once (the FastAPI baseline) each get their own answer."""
     from concurrent.futures import Future, ThreadPoolExecutor
 
     from sync_defense.preprocessing import landmarks
 
     threaded = preprocess_video(talking_mp4)
 
-    def inline(rgb: np.ndarray, box: np.ndarray) -> Future:
+    def inline(fn, *args) -> Future:  # noqa: ANN001
         done: Future = Future()
-        done.set_result(landmarks.face_landmarks(rgb, box))
+        done.set_result(fn(*args))
         return done
 
     with monkeypatch.context() as patch:
-        patch.setattr(landmarks, "mesh_async", inline)
+        patch.setattr(landmarks, "in_background", inline)
         reference = preprocess_video(talking_mp4)
+    assert [t.boxes.tolist() for t in threaded.tracks] == [t.boxes.tolist() for t in reference.tracks]
     assert np.isfinite(reference.apertures[0]).sum() > 100
     assert np.array_equal(threaded.apertures[0], reference.apertures[0], equal_nan=True)
     assert np.array_equal(threaded.crops, reference.crops)
