@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import signal
+import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,8 @@ from sync_defense.client.cli import main as cli
 from sync_defense.export.model_repository import STEP_QUEUE
 from sync_defense.preprocessing import DEFAULT_CONFIG
 from sync_defense.serving.watchdog import instance_stubs
+
+SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "talking_head.mp4"
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
@@ -184,3 +187,30 @@ def test_up_waits_for_an_answer_and_down_drains_without_a_false_death(triton, tm
     assert re.search(r"tritonserver stopped in [0-9.]+ s; removed 0 stale shared-memory region", capsys.readouterr().out)
     log = (tmp_path / "tritonserver.log").read_text()
     assert "Signal (15) received." in log and "died" not in log
+
+
+def _executions(triton, model: str) -> int:
+    with grpcclient.InferenceServerClient(f"127.0.0.1:{triton.grpc_port}") as client:
+        stats = client.get_inference_statistics(model, headers=triton.admin_headers("grpc"), as_json=True)
+    return sum(int(s["inference_stats"][k].get("count", 0)) for s in stats["model_stats"] for k in ("success", "fail"))
+
+
+def test_a_client_that_gives_up_stops_the_scoring_of_its_upload(triton) -> None:
+    """A gRPC deadline cancels the request, and ``score`` sees it: the abandoned upload's pairs never reach
+    the graphs, and ``decision`` never runs. The step running when the client gave up (here ``preprocess``)
+    runs to its end, bounded by its wall-clock budget: Triton 2.51 does not tell a running Python step
+    (triton-inference-server/server#6739)."""
+    models = (*c.STEPS, *c.GRAPHS)
+    before = {m: _executions(triton, m) for m in models}
+    with SyncDefenseClient(f"127.0.0.1:{triton.grpc_port}", timeout_s=0.3, retry=False) as client:
+        with pytest.raises(DetectionError, match="Deadline|deadline"):
+            client.detect(SAMPLE)
+    deadline = time.monotonic() + 120
+    while _executions(triton, c.PREPROCESS) == before[c.PREPROCESS] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(3)  # time enough for score and decision, had they been started
+    after = {m: _executions(triton, m) for m in models}
+    assert after[c.PREPROCESS] == before[c.PREPROCESS] + 1
+    assert all(after[m] == before[m] for m in (*c.GRAPHS, c.DECISION)), (before, after)
+    with SyncDefenseClient(f"127.0.0.1:{triton.grpc_port}") as client:  # and the next upload is served as usual
+        assert client.detect(SAMPLE).verdict in ("real", "fake", "uncertain")

@@ -74,7 +74,12 @@ class PreprocessModel(_Step):
 
 
 class ScoreModel(_Step):
-    """Sends the pairs to the three graphs by BLS (async, so chunks of one upload run at once)."""
+    """Sends the pairs to the three graphs by BLS (async, so chunks of one upload run at once).
+
+    An upload whose client has gone (a gRPC cancel or deadline) is not scored. Triton 2.51 flags the
+    cancellation on the ensemble's next step only, never on the one running
+    (triton-inference-server/server#6739): ``preprocess`` cannot see it, ``score`` can.
+    """
 
     name = c.SCORE
 
@@ -95,6 +100,9 @@ class ScoreModel(_Step):
         return list(await asyncio.gather(*(self._respond(r) for r in requests)))
 
     async def _respond(self, request) -> pb_utils.InferenceResponse:
+        if request.is_cancelled():
+            return pb_utils.InferenceResponse(error=pb_utils.TritonError("the client cancelled the request",
+                                                                         pb_utils.TritonError.CANCELLED))
         try:
             return _response(await score(_inputs(request, self.spec), self._run_graph))
         except Exception as exc:
