@@ -134,6 +134,8 @@ class FaceReport:
     windows: int
     voting_windows: int
     model_probability: float | None  # the learned model's own probability (the rule over its windows)
+    model_offset_frames: int | None  # the model's own best audio shift (None: not searched, or on the search's edge)
+    model_self_test: float | None  # its self-test score: median minus minimum over shifts (decides at >= model_self_test)
     lip_sync: LipSyncReport | None
     evidence: str  # model | lip_sync | none: which test decided (model only when it passes its self-test)
 

@@ -120,6 +120,7 @@ def test_the_lips_overrule_a_self_tested_model_that_puts_the_audio_elsewhere() -
     result = judge(*scored([[0.97] * 5], lip_sync=in_sync))
     assert result.verdict == "real" and result.faces[0].evidence == "lip_sync" and result.av_offset_frames == 0
     assert result.faces[0].model_probability == pytest.approx(0.97) and result.segments == []
+    assert result.faces[0].model_offset_frames == 6 and result.faces[0].model_self_test > CFG.model_self_test  # reported, not used
 
 
 def test_a_face_no_test_can_judge_does_not_decide_over_one_that_was_judged() -> None:

@@ -181,6 +181,8 @@ def _face_report(face: dict, scored: ScoredVideo, p: np.ndarray, cfg: DecisionCo
         windows=int(rows.size),
         voting_windows=int(voting.size),
         model_probability=_rounded(model_p),
+        model_offset_frames=offset.frames if offset else None,
+        model_self_test=_rounded(offset.confidence) if offset else None,
         lip_sync=LipSyncReport(**face["lip_sync"]) if lips else None,
         evidence=evidence,
     )
