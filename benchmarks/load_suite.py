@@ -205,8 +205,9 @@ def perf_analyzer_run(data_json: Path, model_url: str, protocol: str, concurrenc
                       admin_key: str | None) -> str:
     """One perf_analyzer measurement; keeps ``<stem>.csv`` and ``<stem>.txt`` (its report).
 
-    ``admin_key`` opens the server's restricted APIs (metadata, statistics) over HTTP; perf_analyzer
-    2.51 sends no headers over gRPC, so a gRPC run needs a server that leaves those open
+    ``admin_key`` opens the server's restricted APIs (metadata, statistics) over HTTP. Over gRPC
+    perf_analyzer 2.51 cannot send it (given ``-H`` there, its statistics calls fail with "failed to
+    find the requested model version"), so a gRPC run needs a server that leaves those open
     (:class:`BenchmarkTriton`).
     """
     exe = shutil.which("perf_analyzer", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
@@ -218,7 +219,7 @@ def perf_analyzer_run(data_json: Path, model_url: str, protocol: str, concurrenc
         "--measurement-mode", "count_windows", "--measurement-request-count", str(cfg.perf_window_requests * concurrency),
         "--max-trials", str(PERF_WINDOWS), "--stability-percentage", "100000", "--percentile", "99",
         "-f", str(stem.with_suffix(".csv")), "--verbose-csv",
-    ] + (["-H", f"{ADMIN_HEADER}:{admin_key}"] if admin_key else [])
+    ] + (["-H", f"{ADMIN_HEADER}:{admin_key}"] if admin_key and protocol == "http" else [])
     done = subprocess.run(command, capture_output=True, text=True, env=perf_analyzer_environment(), timeout=3600)
     stem.with_suffix(".txt").write_text(done.stdout + done.stderr)
     if not stem.with_suffix(".csv").exists():
