@@ -64,23 +64,25 @@ class _InBackground:
         return self
 
     def __exit__(self, error: type[BaseException] | None, *_: object) -> None:
-        if error is None:
-            self._collect(0)
-        for _, call in self._waiting:
-            call.cancel()
+        try:
+            if error is None:
+                self._collect(0)
+        finally:
+            for _, call in self._waiting:
+                call.cancel()
 
 
 def scan_faces(data: bytes, cfg: PreprocessConfig) -> VideoScan:
     """Pass 1: count the timeline frames, note the first one's time, find faces on every n-th frame."""
     n_frames, origin_s = 0, 0.0
     found: dict[int, list[Detection]] = {}
-    with _InBackground(found.__setitem__) as faces:
+    with _InBackground(found.__setitem__) as detections:
         for k, frame in iter_timeline_frames(data, cfg):
             n_frames = k + 1
             if k == 0:
                 origin_s = frame.time
             if k % cfg.faces.detect_every == 0:
-                faces.submit(k, detect_faces, *to_small(frame, cfg.faces.detect_width), cfg)
+                detections.submit(k, detect_faces, *to_small(frame, cfg.faces.detect_width), cfg)
     return VideoScan(n_frames, origin_s, {k: faces for k, faces in found.items() if faces})
 
 
