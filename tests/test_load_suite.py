@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import matplotlib.image
+import pytest
+from conftest import free_port
 
-from benchmarks.load_suite import QUICK, read_csv, run_suite
+from benchmarks.load_suite import QUICK, BenchmarkTriton, read_csv, run_suite
 from sync_defense import contract as c
 
 
-def test_load_suite_writes_every_table(triton, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def benchmark_server(triton, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BenchmarkTriton]:
+    """The suite's own kind of server (perf_analyzer's APIs open, so it sends no operator key), on the
+    session's repository. perf_analyzer 2.51 given ``-H`` fails its statistics calls over gRPC, and
+    was seen to over HTTP too ("failed to find the requested model version")."""
+    server = BenchmarkTriton(triton.repository, free_port(), free_port(), free_port(), workdir=tmp_path_factory.mktemp("bench"))
+    with server:
+        yield server
+
+
+def test_load_suite_writes_every_table(benchmark_server: BenchmarkTriton, tmp_path: Path) -> None:
+    server = benchmark_server
     summary = run_suite(
-        tmp_path, QUICK, url=f"127.0.0.1:{triton.grpc_port}", http_url=f"127.0.0.1:{triton.http_port}",
-        server_pid=triton.process.pid, admin_key=triton.admin_key,
-        perf_protocols=("http",),  # perf_analyzer 2.51 sends no operator header over gRPC, and this server needs it
+        tmp_path, QUICK, url=f"127.0.0.1:{server.grpc_port}", http_url=f"127.0.0.1:{server.http_port}",
+        server_pid=server.process.pid, perf_protocols=("grpc", "http"),
     )
     closed = read_csv(tmp_path / "closed_loop.csv")
     assert {(r["server"], int(r["concurrency"])) for r in closed} == {(s, n) for s in ("triton_grpc", "fastapi") for n in QUICK.concurrency}
@@ -22,10 +35,11 @@ def test_load_suite_writes_every_table(triton, tmp_path: Path) -> None:
     assert all(r["same_verdict"] == "True" and r["under_load_same_as_warmup"] == "True" for r in read_csv(tmp_path / "verdicts.csv"))
 
     perf = read_csv(tmp_path / "perf_analyzer.csv")
-    assert [int(r["concurrency"]) for r in perf] == list(QUICK.concurrency)
+    runs = sorted((p, n) for p in ("grpc", "http") for n in QUICK.concurrency)
+    assert sorted((r["protocol"], int(r["concurrency"])) for r in perf) == runs
     assert all(float(r["throughput_per_s"]) > 0 and float(r["p99_ms"]) >= float(r["p50_ms"]) > 0 for r in perf)
     assert {r["model"] for r in read_csv(tmp_path / "composing_models.csv")} == set(c.STEPS) | set(c.GRAPHS)
-    assert (tmp_path / "perf_analyzer" / f"http_{perf[0]['video']}_c1.csv").exists()  # perf_analyzer's own CSV, kept
+    assert all((tmp_path / "perf_analyzer" / f"{p}_{perf[0]['video']}_c1.csv").exists() for p in ("grpc", "http"))  # its own CSVs, kept
 
     (length,) = read_csv(tmp_path / "cost_vs_length.csv")
     assert float(length["latency_s"]) > 0 and float(length["server_peak_pss_mib"]) >= float(length["server_pss_before_mib"]) > 0
