@@ -111,9 +111,9 @@ class _GraphPool:
 
 
 @cache
-def _graphs(config: str, with_attention: bool = False, copies: int = 1) -> _GraphPool:
-    """The process's copies of a graph, built on first use."""
-    return _GraphPool(lambda: _graph(config, with_attention), copies)
+def _graphs(config: str, with_attention: bool = False) -> _GraphPool:
+    """The process's ``MODEL_THREADS`` copies of a graph, each built on first use."""
+    return _GraphPool(lambda: _graph(config, with_attention), MODEL_THREADS)
 
 
 def _graph(config: str, with_attention: bool = False) -> Any:
@@ -149,7 +149,7 @@ def _graph(config: str, with_attention: bool = False) -> Any:
 
 def _detect(rgb: np.ndarray, min_score: float, model: str) -> list[tuple[float, Box]]:
     height, width = rgb.shape[:2]
-    with _graphs(DETECTOR_GRAPHS[model], copies=MODEL_THREADS).lend() as graph:
+    with _graphs(DETECTOR_GRAPHS[model]).lend() as graph:
         found = graph.process(np.ascontiguousarray(rgb)).detections or []
     scored = []
     for detection in found:
@@ -198,7 +198,7 @@ def _mesh(rgb: np.ndarray, cx: float, cy: float, side: float, roll: float) -> np
     roi = rect_pb2.NormalizedRect(
         x_center=cx / width, y_center=cy / height, width=side / width, height=side / height, rotation=roll
     )
-    with _graphs(LANDMARK_GRAPH, with_attention=True, copies=MODEL_THREADS).lend() as graph:
+    with _graphs(LANDMARK_GRAPH, with_attention=True).lend() as graph:
         found = graph.process({"image": rgb, "roi": roi}).landmarks
     if found is None:
         return None
@@ -238,8 +238,8 @@ def face_landmarks(rgb: np.ndarray, box: Box) -> np.ndarray | None:
 
 def warm_up(detector: str = "full") -> None:
     """Build the detector and every face-mesh copy, and start the mesh workers."""
-    _graphs(LANDMARK_GRAPH, with_attention=True, copies=MODEL_THREADS).fill()
-    _graphs(DETECTOR_GRAPHS[detector], copies=MODEL_THREADS).fill()
+    _graphs(LANDMARK_GRAPH, with_attention=True).fill()
+    _graphs(DETECTOR_GRAPHS[detector]).fill()
     _workers()
 
 
