@@ -177,6 +177,11 @@ class Answer:
     # What limits the answer, in words: a truncated file, a held frame, a face that never speaks, ...
     warnings: list[str] = field(default_factory=list)
 
+    @property
+    def deciding_face(self) -> FaceReport | None:
+        """The face the verdict comes from (``deciding_track_id``), if any."""
+        return next((f for f in self.faces if f.track_id == self.deciding_track_id), None)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

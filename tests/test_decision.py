@@ -80,7 +80,7 @@ def test_bands_and_confidence() -> None:
 
 def test_the_out_of_sync_speaking_face_decides() -> None:
     result = judge(*scored([[0.02] * 6, [0.95] * 6]))
-    assert result.verdict == "fake" and result.deciding_track_id == 1
+    assert result.verdict == "fake" and result.deciding_track_id == 1 and result.deciding_face is result.faces[1]
     assert [f.fake_probability for f in result.faces] == [0.02, 0.95]
 
 

@@ -17,8 +17,9 @@ TOLERANCE_FRAMES = 2  # the issue's target: offsets within ±2 frames of the tru
 VERDICTS = ("real", "uncertain", "fake")
 
 
-def row(entry: dict, answer: dict | None, error: str | None = None) -> dict:
-    """One line of the table from a manifest entry and the server's answer (None when it refused the file)."""
+def row(entry: dict, answer: dict | None, error: str | None = None, evidence: str | None = None) -> dict:
+    """One line of the table from a manifest entry and the server's answer (None when it refused the file)
+    with the test that decided it (``Answer.deciding_face``)."""
     answer = answer or {}
     offset, expected = answer.get("av_offset_frames"), entry["expected_offset_frames"]
     return {
@@ -26,16 +27,9 @@ def row(entry: dict, answer: dict | None, error: str | None = None) -> dict:
         "verdict": answer.get("verdict", "error"), "fake_probability": answer.get("fake_probability"),
         "confidence": answer.get("confidence"), "offset_frames": offset, "expected_offset_frames": expected,
         "offset_error": None if offset is None or expected is None else round(offset - expected, 3),
-        "faces": len(answer.get("faces", [])), "evidence": _deciding_evidence(answer),
+        "faces": len(answer.get("faces", [])), "evidence": evidence,
         "latency_ms": answer.get("latency_ms"), "error": error, "answer": answer or None,
     }
-
-
-def _deciding_evidence(answer: dict) -> str | None:
-    """Which test decided the verdict (``FaceReport.evidence`` of the deciding face): model, lip_sync or none."""
-    track = answer.get("deciding_track_id")
-    deciding = [f for f in answer.get("faces", []) if track is not None and f.get("track_id") == track]
-    return deciding[0].get("evidence") if deciding else None
 
 
 def _shares(rows: list[dict]) -> dict:
@@ -118,7 +112,9 @@ def score(manifest: Path, url: str, protocol: str, out: Path, timeout_s: float) 
     with SyncDefenseClient(url, protocol=protocol, timeout_s=timeout_s) as client:
         for entry in data["cases"]:
             try:
-                rows.append(row(entry, client.detect(manifest.parent / entry["file"]).to_dict()))
+                detection = client.detect(manifest.parent / entry["file"])
+                face = detection.answer.deciding_face
+                rows.append(row(entry, detection.to_dict(), evidence=face.evidence if face else None))
             except DetectionError as exc:
                 rows.append(row(entry, None, str(exc)))
             print(" ".join(f"{k}={rows[-1][k]}" for k in ("case", "verdict", "fake_probability", "offset_frames")), flush=True)

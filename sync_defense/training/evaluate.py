@@ -191,7 +191,7 @@ def served_verdicts(answers: list, labels: np.ndarray) -> dict:
     verdicts = np.array([a.verdict for a in answers])
     decided = np.isin(verdicts, ("real", "fake"))
     correct = (verdicts == "fake") == (labels == 1)
-    evidence = [next((f.evidence for f in a.faces if f.track_id == a.deciding_track_id), "none") for a in answers]
+    evidence = [a.deciding_face.evidence if a.deciding_face else "none" for a in answers]
     return {"videos": len(answers), "uncertain": int(np.sum(verdicts == "uncertain")),
             "no_face_or_no_speech": int(np.sum(~decided & (verdicts != "uncertain"))), "wrong": int(np.sum(decided & ~correct)),
             "accuracy_of_decided": round(float(np.mean(correct[decided])), 4) if decided.any() else None,
