@@ -82,6 +82,7 @@ def _graph_step(spec: c.ModelSpec, profile: str) -> str:
         return text + GRAPH_BATCHING + (
             "instance_group [ { count: 1 kind: KIND_CPU } ]\n"
             'parameters { key: "intra_op_threads" value: { string_value: "2" } }\n'
+            'parameters { key: "allow_spinning" value: { string_value: "0" } }\n'
         )
     return text + (
         f"dynamic_batching {{ preferred_batch_size: [ {_dims(GPU_PREFERRED_BATCHES)} ] "

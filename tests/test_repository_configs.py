@@ -53,6 +53,8 @@ def _check_graph(config: mc.ModelConfig, graph: onnx.ModelProto, spec: c.ModelSp
     kind = mc.ModelInstanceGroup.KIND_GPU if profile == "gpu" else mc.ModelInstanceGroup.KIND_CPU
     assert [g.kind for g in config.instance_group] == [kind]
     assert config.HasField("dynamic_batching")
+    if profile == "cpu":  # ONNX Runtime in a Python step: its pool must not spin on cores that preprocessing needs
+        assert {k: v.string_value for k, v in config.parameters.items()} == {"intra_op_threads": "2", "allow_spinning": "0"}
     if profile == "gpu":
         batching = config.dynamic_batching
         assert list(batching.preferred_batch_size) == list(GPU_PREFERRED_BATCHES)

@@ -29,6 +29,9 @@ class OnnxGraphModel:
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(params.get("intra_op_threads", "1"))
         options.inter_op_num_threads = 1
+        # ORT's idle pool threads spin for work by default; on a node whose cores the preprocess steps and the
+        # other graph keep busy, that spinning burns the CPU they need (config ``allow_spinning``, "0" here).
+        options.add_session_config_entry("session.intra_op.allow_spinning", params.get("allow_spinning", "1"))
         path = Path(args["model_repository"]) / args["model_version"] / "model.onnx"
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
