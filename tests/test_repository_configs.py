@@ -15,7 +15,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 from sync_defense import contract as c
-from sync_defense.export.model_repository import GPU_PREFERRED_BATCHES, GRAPH_QUEUE, build_repository
+from sync_defense.export.model_repository import CPU_GRAPH_INSTANCES, GPU_PREFERRED_BATCHES, GRAPH_QUEUE, build_repository
 from sync_defense.export.tensorrt_engines import tensorrt_config
 from sync_defense.model.config import MODEL_CONFIGS
 from sync_defense.preprocessing import DEFAULT_CONFIG
@@ -54,7 +54,8 @@ def _check_graph(config: mc.ModelConfig, graph: onnx.ModelProto, spec: c.ModelSp
     assert [g.kind for g in config.instance_group] == [kind]
     assert config.HasField("dynamic_batching")
     if profile == "cpu":  # ONNX Runtime in a Python step: its pool must not spin on cores that preprocessing needs
-        assert {k: v.string_value for k, v in config.parameters.items()} == {"intra_op_threads": "2", "allow_spinning": "0"}
+        assert {k: v.string_value for k, v in config.parameters.items()} == {"intra_op_threads": "1", "allow_spinning": "0"}
+        assert [g.count for g in config.instance_group] == [CPU_GRAPH_INSTANCES] and CPU_GRAPH_INSTANCES > 1
     if profile == "gpu":
         batching = config.dynamic_batching
         assert list(batching.preferred_batch_size) == list(GPU_PREFERRED_BATCHES)
