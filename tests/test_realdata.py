@@ -13,7 +13,7 @@ import av
 import numpy as np
 import pytest
 
-from sync_defense.realdata import compose, score, sources
+from sync_defense.realdata import alignment, compose, score, sources
 from sync_defense.realdata.compose import Case, Clip, Voice
 from sync_defense.realdata.sources import Source, SourceError
 
@@ -230,3 +230,39 @@ def test_rewrite_follows_the_speech_with_real_frames_in_order_where_they_fit() -
     assert chosen.shape == (100,) and chosen.min() >= 0 and chosen.max() < 500
     assert np.corrcoef(aperture[chosen], opening)[0, 1] > 0.8  # the lips open where the speech is loud
     assert np.mean(np.diff(chosen) == 1) > 0.3  # runs of consecutive source frames, not a jumble
+
+
+# --- container alignment ---------------------------------------------------------------------------------
+
+def _distinct_frames_mp4(path: Path, seconds: float = 4.0, fps: int = 25, rate: int = 48_000) -> Path:
+    """A square that visits a different place on every frame, over white noise: every picture and every
+    stretch of sound occurs once, as frame matching and waveform correlation need."""
+    rng = np.random.default_rng(0)
+    audio = (0.2 * rng.standard_normal(int(seconds * rate))).astype(np.float32)
+    with av.open(str(path), "w", format="mp4") as out:
+        video = out.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = 160, 96, "yuv420p"
+        sound = out.add_stream("aac", rate=rate, layout="mono")
+        for i in range(int(seconds * fps)):
+            picture = np.zeros((96, 160, 3), np.uint8)
+            y, x = 4 + 8 * (i // 10 % 10), 8 + 14 * (i % 10)  # 100 places: one per frame
+            picture[y:y + 12, x:x + 14] = 255
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        for i in range(0, len(audio), 1024):
+            frame = av.AudioFrame.from_ndarray(audio[None, i:i + 1024].copy(), format="flt", layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = rate, i, Fraction(1, rate)
+            out.mux(sound.encode(frame))
+        out.mux(sound.encode(None))
+    return path
+
+
+@pytest.mark.parametrize("kind,shift_s", [("shift", 0.2), ("shift", -0.12), ("genuine_reencode", 0.0)])
+def test_container_alignment_measures_how_far_the_sound_moved_against_the_picture(tmp_path: Path, kind: str, shift_s: float) -> None:
+    source = Clip("grid", _distinct_frames_mp4(tmp_path / "grid.mp4"), "synthetic_speaker", "made by the test", "grid")
+    entry = compose.compose(Case("case", kind, "grid", "grid", shift_s), {"grid": source}, {}, tmp_path)
+    measured = alignment.align(source.path, tmp_path / entry["file"])
+    assert abs(measured.sound_later_s - shift_s) <= 0.005
+    assert measured.picture_spread_s <= 0.001  # every frame found where it is
