@@ -45,7 +45,7 @@ from sync_defense.contract import Answer
 
 from .fastapi_baseline import FastAPIServer
 from .loadgen import LoadRun, closed_loop, fastapi_detector, triton_detector
-from .memory import PeakMemory
+from .memory import PeakMemory, tree_cpu_seconds
 from .perf_analyzer import perf_analyzer_environment, write_input_data
 from .videos import make_videos, real_videos
 
@@ -156,8 +156,10 @@ def compare_answers(video: str, triton: Answer, fastapi: Answer) -> dict[str, ob
     }
 
 
-def run_closed_loop(videos: dict[str, bytes], triton_url: str, fastapi_url: str, cfg: SuiteConfig, out: Path) -> list[LoadRun]:
+def run_closed_loop(videos: dict[str, bytes], triton_url: str, fastapi_url: str, cfg: SuiteConfig, out: Path,
+                    pids: dict[str, int | None] | None = None) -> list[LoadRun]:
     """Both servers, each video, each concurrency; a warm-up request per server and video first.
+    With the servers' ``pids``, each run also records the CPU seconds their process trees used.
 
     ``verdicts.csv``: the warm-up answers of the two servers compared, and whether every answer
     under load repeated its server's warm-up verdict.
@@ -170,7 +172,11 @@ def run_closed_loop(videos: dict[str, bytes], triton_url: str, fastapi_url: str,
         video_runs = []
         for concurrency in cfg.concurrency:
             for server, make in servers.items():
+                pid = (pids or {}).get(server)
+                cpu_before = tree_cpu_seconds(pid) if pid else None
                 run = closed_loop(server, make, name, data, concurrency, cfg.requests_per_worker)
+                if pid:
+                    run.server_cpu_s = tree_cpu_seconds(pid) - cpu_before
                 print(f"closed loop  {server:12s} {name:40s} c={concurrency}: {run.throughput_per_s:.3f}/s, "
                       f"p50 {run.percentile_s(50):.2f} s, errors {len(run.errors)}", flush=True)
                 video_runs.append(run)
@@ -356,6 +362,7 @@ def side_by_side(closed: list[dict[str, str]]) -> list[dict[str, object]]:
             "Triton p99 s": f"{float(r['p99_ms']) / 1000:.2f}", "Triton videos/s": f"{t_thr:.3f}",
             "FastAPI p50 s": f"{float(f['p50_ms']) / 1000:.2f}", "FastAPI p99 s": f"{float(f['p99_ms']) / 1000:.2f}",
             "FastAPI videos/s": f"{f_thr:.3f}", "throughput ×": f"{t_thr / f_thr:.2f}" if f_thr else "",
+            "CPU s/video (T/F)": f"{r.get('server_cpu_s_per_video') or '-'}/{f.get('server_cpu_s_per_video') or '-'}",
             "requests (T/F)": f"{r['requests']}/{f['requests']}", "errors (T/F)": f"{r['errors']}/{f['errors']}",
         })
     return table
@@ -377,7 +384,8 @@ def summary(out: Path) -> Path:
         parts.append("## Triton (gRPC) vs the FastAPI + PyTorch baseline, one closed-loop generator\n\n"
                      + markdown_table(side_by_side(read_csv(out / "closed_loop.csv")),
                                       ["video", "c", "Triton p50 s", "Triton p99 s", "Triton videos/s", "FastAPI p50 s",
-                                       "FastAPI p99 s", "FastAPI videos/s", "throughput ×", "requests (T/F)", "errors (T/F)"]))
+                                       "FastAPI p99 s", "FastAPI videos/s", "throughput ×", "CPU s/video (T/F)", "requests (T/F)",
+                                       "errors (T/F)"]))
     if (out / "verdicts.csv").exists():
         parts.append("## Same answers?\n\n" + markdown_table(read_csv(out / "verdicts.csv"), read_csv(out / "verdicts.csv")[0].keys()))
     if (out / "perf_analyzer.csv").exists():
@@ -422,7 +430,8 @@ def run_suite(out: Path, cfg: SuiteConfig, url: str | None = None, http_url: str
             admin_key = triton.admin_key
         if "closed-loop" in sections:
             with FastAPIServer(free_port(), out / "server" / "fastapi.log") as fastapi:
-                run_closed_loop({name: p.read_bytes() for name, p in paths.items()}, url, fastapi.url, cfg, out)
+                run_closed_loop({name: p.read_bytes() for name, p in paths.items()}, url, fastapi.url, cfg, out,
+                                {"triton_grpc": server_pid, "fastapi": fastapi.process.pid})
         if "perf" in sections:
             urls = {"grpc": url, "http": http_url}
             run_perf_analyzer(paths, {p: urls[p] for p in perf_protocols if urls[p]}, cfg, out, admin_key)

@@ -51,6 +51,7 @@ class LoadRun:
     wall_s: float = 0.0
     answers: list[Answer] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    server_cpu_s: float | None = None  # CPU seconds the server's process tree used during the run
 
     @property
     def throughput_per_s(self) -> float:
@@ -66,7 +67,10 @@ class LoadRun:
             "errors": len(self.errors), "throughput_per_s": round(self.throughput_per_s, 4),
             **{f"p{q}_ms": round(self.percentile_s(q) * 1000, 1) for q in (50, 90, 99)},
             "mean_ms": round(float(np.mean(self.latencies_s)) * 1000, 1) if self.latencies_s else float("nan"),
-            "wall_s": round(self.wall_s, 2), "first_error": self.errors[0][:300] if self.errors else "",
+            "wall_s": round(self.wall_s, 2),
+            "server_cpu_s_per_video": round(self.server_cpu_s / len(self.latencies_s), 3)
+            if self.server_cpu_s is not None and self.latencies_s else "",
+            "first_error": self.errors[0][:300] if self.errors else "",
         }
 
 

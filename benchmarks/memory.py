@@ -1,4 +1,4 @@
-"""Peak memory of a process and its descendants, sampled while something runs.
+"""Peak memory and CPU time of a process and its descendants.
 
 Triton's Python backend runs every model instance in its own stub process, so the server's
 memory is the sum over the ``tritonserver`` process tree, not the main process alone. The sum is
@@ -8,8 +8,12 @@ several processes, and summing RSS would count those pages once per process.
 
 from __future__ import annotations
 
+import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _children() -> dict[int, list[int]]:
@@ -30,17 +34,39 @@ def _pss_bytes(pid: int) -> int:
     return 0
 
 
-def tree_pss_bytes(pid: int) -> int:
-    """Proportional set size of ``pid`` and all its descendants now."""
-    tree, total, todo = _children(), 0, [pid]
+def _tree(pid: int) -> Iterator[int]:
+    """``pid`` and all its descendants now."""
+    tree, todo = _children(), [pid]
     while todo:
         current = todo.pop()
+        yield current
+        todo += tree.get(current, [])
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+
+
+def _summed(pid: int, measure) -> float:
+    total = 0
+    for current in _tree(pid):
         try:
-            total += _pss_bytes(current)
+            total += measure(current)
         except OSError:
             continue  # ended while we looked
-        todo += tree.get(current, [])
     return total
+
+
+def tree_pss_bytes(pid: int) -> int:
+    """Proportional set size of ``pid`` and all its descendants now."""
+    return int(_summed(pid, _pss_bytes))
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and its live descendants: the server's cost per
+    upload, where latency alone would hide work done on a second core."""
+    return _summed(pid, _cpu_seconds)
 
 
 class PeakMemory:

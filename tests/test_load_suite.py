@@ -32,6 +32,7 @@ def test_load_suite_writes_every_table(benchmark_server: BenchmarkTriton, tmp_pa
     closed = read_csv(tmp_path / "closed_loop.csv")
     assert {(r["server"], int(r["concurrency"])) for r in closed} == {(s, n) for s in ("triton_grpc", "fastapi") for n in QUICK.concurrency}
     assert all(int(r["requests"]) > 0 and int(r["errors"]) == 0 and float(r["p50_ms"]) > 0 for r in closed)
+    assert all(float(r["server_cpu_s_per_video"]) > 0.1 for r in closed)  # each server's own process tree, not the client's
     assert all(r["same_verdict"] == "True" and r["under_load_same_as_warmup"] == "True" for r in read_csv(tmp_path / "verdicts.csv"))
 
     perf = read_csv(tmp_path / "perf_analyzer.csv")
