@@ -1,4 +1,4 @@
-"""The load-test suite end to end at its smallest: both servers, perf_analyzer, cost against length, plot, summary."""
+"""The load-test suite end to end at its smallest, and the A/B of two repositories."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import matplotlib.image
 import pytest
 from conftest import free_port
 
+from benchmarks.ab import compare
 from benchmarks.load_suite import QUICK, BenchmarkTriton, read_csv, run_suite
 from sync_defense import contract as c
 
@@ -49,3 +50,11 @@ def test_load_suite_writes_every_table(benchmark_server: BenchmarkTriton, tmp_pa
     text = summary.read_text()
     for heading in ("Triton (gRPC) vs the FastAPI", "Same answers?", "perf_analyzer (Triton)", "Composing models", "Cost against length"):
         assert heading in text
+
+
+def test_ab_loads_two_repositories_in_turns_and_reports_each(triton, tmp_path: Path) -> None:
+    video = Path(__file__).resolve().parent.parent / "samples" / "talking_head.mp4"
+    rows = compare({"one": triton.repository, "two": triton.repository}, video, [1], rounds=1, requests_per_worker=1,
+                   workdir=tmp_path)
+    assert [(r["repository"], r["concurrency"], r["rounds"]) for r in rows] == [("one", 1, 1), ("two", 1, 1)]
+    assert all(float(r["p50 s"]) > 0 and float(r["videos/s"]) > 0 and float(r["server CPU s/video"]) > 0.1 for r in rows)
