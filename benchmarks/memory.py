@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -48,8 +48,8 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
 
 
-def _summed(pid: int, measure) -> float:
-    total = 0
+def _summed(pid: int, measure: Callable[[int], float]) -> float:
+    total = 0.0
     for current in _tree(pid):
         try:
             total += measure(current)
