@@ -20,19 +20,15 @@ from sync_defense.realdata.sources import Source, SourceError
 FLASHES_S = (1.0, 2.2, 3.2)  # irregular gaps: one clear cross-correlation peak
 
 
-def _synthetic_mp4(path: Path, seconds: float = 4.0, fps: int = 25, rate: int = 48_000) -> Path:
-    """Black frames with white flashes, and a 1 kHz beep starting exactly at each flash."""
-    flash_frames = {round(t * fps) for t in FLASHES_S}
-    audio = np.zeros(int(seconds * rate), np.float32)
-    for t in FLASHES_S:
-        start = round(t * rate)
-        audio[start:start + rate // 25] = 0.5 * np.sin(2 * np.pi * 1000 * np.arange(rate // 25) / rate)
+def _write_mp4(path: Path, pictures: list[np.ndarray], audio: np.ndarray, fps: int = 25, rate: int = 48_000) -> Path:
+    """H.264 ``pictures`` (one per frame, RGB) at ``fps`` and mono AAC ``audio`` at ``rate``, both starting at 0."""
+    height, width = pictures[0].shape[:2]
     with av.open(str(path), "w", format="mp4") as out:
         video = out.add_stream("libx264", rate=fps)
-        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         sound = out.add_stream("aac", rate=rate, layout="mono")
-        for i in range(int(seconds * fps)):
-            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 255 if i in flash_frames else 0, np.uint8), format="rgb24")
+        for i, picture in enumerate(pictures):
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
             frame.pts = i
             out.mux(video.encode(frame))
         out.mux(video.encode(None))
@@ -42,6 +38,17 @@ def _synthetic_mp4(path: Path, seconds: float = 4.0, fps: int = 25, rate: int = 
             out.mux(sound.encode(frame))
         out.mux(sound.encode(None))
     return path
+
+
+def _synthetic_mp4(path: Path, seconds: float = 4.0, fps: int = 25, rate: int = 48_000) -> Path:
+    """Black frames with white flashes, and a 1 kHz beep starting exactly at each flash."""
+    flash_frames = {round(t * fps) for t in FLASHES_S}
+    audio = np.zeros(int(seconds * rate), np.float32)
+    for t in FLASHES_S:
+        start = round(t * rate)
+        audio[start:start + rate // 25] = 0.5 * np.sin(2 * np.pi * 1000 * np.arange(rate // 25) / rate)
+    pictures = [np.full((48, 64, 3), 255 if i in flash_frames else 0, np.uint8) for i in range(int(seconds * fps))]
+    return _write_mp4(path, pictures, audio, fps, rate)
 
 
 def _measured_av_lag_ms(path: Path) -> int:
@@ -239,24 +246,13 @@ def _distinct_frames_mp4(path: Path, seconds: float = 4.0, fps: int = 25, rate: 
     stretch of sound occurs once, as frame matching and waveform correlation need."""
     rng = np.random.default_rng(0)
     audio = (0.2 * rng.standard_normal(int(seconds * rate))).astype(np.float32)
-    with av.open(str(path), "w", format="mp4") as out:
-        video = out.add_stream("libx264", rate=fps)
-        video.width, video.height, video.pix_fmt = 160, 96, "yuv420p"
-        sound = out.add_stream("aac", rate=rate, layout="mono")
-        for i in range(int(seconds * fps)):
-            picture = np.zeros((96, 160, 3), np.uint8)
-            y, x = 4 + 8 * (i // 10 % 10), 8 + 14 * (i % 10)  # 100 places: one per frame
-            picture[y:y + 12, x:x + 14] = 255
-            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
-            frame.pts = i
-            out.mux(video.encode(frame))
-        out.mux(video.encode(None))
-        for i in range(0, len(audio), 1024):
-            frame = av.AudioFrame.from_ndarray(audio[None, i:i + 1024].copy(), format="flt", layout="mono")
-            frame.sample_rate, frame.pts, frame.time_base = rate, i, Fraction(1, rate)
-            out.mux(sound.encode(frame))
-        out.mux(sound.encode(None))
-    return path
+    pictures = []
+    for i in range(int(seconds * fps)):
+        picture = np.zeros((96, 160, 3), np.uint8)
+        y, x = 4 + 8 * (i // 10 % 10), 8 + 14 * (i % 10)  # 100 places: one per frame
+        picture[y:y + 12, x:x + 14] = 255
+        pictures.append(picture)
+    return _write_mp4(path, pictures, audio, fps, rate)
 
 
 @pytest.mark.parametrize("kind,shift_s", [("shift", 0.2), ("shift", -0.12), ("genuine_reencode", 0.0)])
