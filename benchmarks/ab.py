@@ -20,7 +20,6 @@ from devtools.local_triton import LocalTriton
 
 from .load_suite import free_port, markdown_table
 from .loadgen import closed_loop, triton_detector
-from .memory import tree_cpu_seconds
 from .videos import make_videos
 
 
@@ -39,12 +38,11 @@ def compare(repositories: dict[str, Path], video: Path, concurrency: list[int], 
         for _ in range(rounds):
             for c in concurrency:
                 for name, server in servers.items():
-                    before = tree_cpu_seconds(server.process.pid)
                     run = closed_loop(name, lambda s=server: triton_detector(f"127.0.0.1:{s.grpc_port}"), video.stem, data, c,
-                                      requests_per_worker)
+                                      requests_per_worker, server.process.pid)
                     if run.errors:
                         raise RuntimeError(f"{name} failed: {run.errors[0]}")
-                    cpu = (tree_cpu_seconds(server.process.pid) - before) / len(run.latencies_s)
+                    cpu = run.server_cpu_s / len(run.latencies_s)
                     results.setdefault((name, c), []).append((run.percentile_s(50), run.throughput_per_s, cpu))
                     print(f"{name:12s} c={c}: p50 {run.percentile_s(50):.2f} s, {run.throughput_per_s:.3f} videos/s, "
                           f"{cpu:.2f} CPU-s/video", flush=True)

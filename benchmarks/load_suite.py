@@ -45,7 +45,7 @@ from sync_defense.contract import Answer
 
 from .fastapi_baseline import FastAPIServer
 from .loadgen import LoadRun, closed_loop, fastapi_detector, triton_detector
-from .memory import PeakMemory, tree_cpu_seconds
+from .memory import PeakMemory
 from .perf_analyzer import perf_analyzer_environment, write_input_data
 from .videos import make_videos, real_videos
 
@@ -172,11 +172,7 @@ def run_closed_loop(videos: dict[str, bytes], triton_url: str, fastapi_url: str,
         video_runs = []
         for concurrency in cfg.concurrency:
             for server, make in servers.items():
-                pid = (pids or {}).get(server)
-                cpu_before = tree_cpu_seconds(pid) if pid else None
-                run = closed_loop(server, make, name, data, concurrency, cfg.requests_per_worker)
-                if pid:
-                    run.server_cpu_s = tree_cpu_seconds(pid) - cpu_before
+                run = closed_loop(server, make, name, data, concurrency, cfg.requests_per_worker, (pids or {}).get(server))
                 print(f"closed loop  {server:12s} {name:40s} c={concurrency}: {run.throughput_per_s:.3f}/s, "
                       f"p50 {run.percentile_s(50):.2f} s, errors {len(run.errors)}", flush=True)
                 video_runs.append(run)

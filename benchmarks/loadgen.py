@@ -20,6 +20,8 @@ import numpy as np
 from sync_defense.client import SyncDefenseClient
 from sync_defense.contract import Answer
 
+from .memory import tree_cpu_seconds
+
 Detector = Callable[[bytes], Answer]  # one connection's "classify these bytes"
 
 
@@ -75,11 +77,12 @@ class LoadRun:
 
 
 def closed_loop(server: str, make_detector: Callable[[], Detector], video: str, data: bytes, concurrency: int,
-                requests_per_worker: int) -> LoadRun:
+                requests_per_worker: int, server_pid: int | None = None) -> LoadRun:
     """``concurrency`` workers send ``data`` back to back, ``requests_per_worker`` times each.
 
     Connections are opened before the clock starts; the wall time runs from the common start to
-    the last answer, so throughput is answers per second of the whole run.
+    the last answer, so throughput is answers per second of the whole run. With ``server_pid``, the
+    CPU seconds that server's process tree used over the same span are recorded too.
     """
     run = LoadRun(server, video, concurrency)
     detectors = [make_detector() for _ in range(concurrency)]
@@ -104,9 +107,12 @@ def closed_loop(server: str, make_detector: Callable[[], Detector], video: str, 
     threads = [threading.Thread(target=worker, args=(d,), daemon=True) for d in detectors]
     for thread in threads:
         thread.start()
+    cpu_before = tree_cpu_seconds(server_pid) if server_pid else None
     start.wait()
     began = time.perf_counter()
     for thread in threads:
         thread.join()
     run.wall_s = time.perf_counter() - began
+    if cpu_before is not None:
+        run.server_cpu_s = tree_cpu_seconds(server_pid) - cpu_before
     return run
