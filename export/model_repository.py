@@ -47,7 +47,7 @@ STEP_QUEUE_POLICY = (f"dynamic_batching {{ default_queue_policy {{ timeout_actio
 # instance, a chunk that reaches Triton 2.51's dynamic batcher while the instance is busy often waits out the
 # batcher's 500-ms idle wait after the instance is free (seen in the step timelines: a 2-row chunk started
 # 500 ms after the graph went idle); a second instance usually leaves a slot free, so the batcher is woken at once.
-# Measured (build/prof A/B, 10-s upload): score 578 -> 251 ms, p50 1.91 -> 1.40 s at concurrency 1.
+# Measured before and after with `python -m benchmarks.ab` (README, "Load tests and benchmarks").
 CPU_GRAPH_INSTANCES = 2
 GRAPH_QUEUE = 128  # chunks waiting per graph (an upload sends up to 23): many uploads' worth, never unbounded
 GRAPH_BATCHING = (f"dynamic_batching {{ max_queue_delay_microseconds: {BATCH_DELAY_US} "
