@@ -118,6 +118,7 @@ class LipSyncReport:
     lag_frames: int | None  # best audio shift, > 0: the audio comes after the mouth
     peak: float | None  # correlation at that shift
     at_zero: float | None  # correlation with the audio as uploaded
+    chance_peak: float | None  # the peak must beat this: 95% of the peaks against the upload's speech reversed
     frames: int  # frames with measured lips
 
 

@@ -99,16 +99,16 @@ def test_a_model_that_fails_its_self_test_does_not_decide() -> None:
 
 
 def test_the_lip_test_decides_when_the_model_cannot() -> None:
-    in_sync = {"verdict": "in_sync", "lag_frames": 1, "peak": 0.6, "at_zero": 0.58, "frames": 150}
+    in_sync = {"verdict": "in_sync", "lag_frames": 1, "peak": 0.6, "at_zero": 0.58, "chance_peak": 0.3, "frames": 150}
     result = judge(*scored([[0.97] * 5], self_test=False, lip_sync=in_sync))
     assert result.verdict == "real" and result.faces[0].evidence == "lip_sync" and result.av_offset_frames == 1
-    shifted = {"verdict": "shifted", "lag_frames": 14, "peak": 0.6, "at_zero": 0.1, "frames": 150}
+    shifted = {"verdict": "shifted", "lag_frames": 14, "peak": 0.6, "at_zero": 0.1, "chance_peak": 0.3, "frames": 150}
     result = judge(*scored([[0.97] * 5], self_test=False, lip_sync=shifted))
     assert result.verdict == "fake" and result.av_offset_frames == 14 and result.segments == []
 
 
 def test_a_self_tested_model_that_agrees_with_the_lips_decides_with_its_localized_evidence() -> None:
-    shifted = {"verdict": "shifted", "lag_frames": 7, "peak": 0.6, "at_zero": 0.1, "frames": 150}
+    shifted = {"verdict": "shifted", "lag_frames": 7, "peak": 0.6, "at_zero": 0.1, "chance_peak": 0.3, "frames": 150}
     result = judge(*scored([[0.97, 0.97, 0.02, 0.02, 0.02]], lip_sync=shifted))
     assert result.faces[0].evidence == "model" and result.av_offset_frames == 6  # the model's own offset
     assert result.verdict == "fake" and [(s.start_s, s.end_s) for s in result.segments] == [(0.0, 2.0)]
@@ -116,7 +116,7 @@ def test_a_self_tested_model_that_agrees_with_the_lips_decides_with_its_localize
 
 def test_the_lips_overrule_a_self_tested_model_that_puts_the_audio_elsewhere() -> None:
     """What the model did on genuine real recordings: a clear best shift at +6 where the lips say 0."""
-    in_sync = {"verdict": "in_sync", "lag_frames": 0, "peak": 0.6, "at_zero": 0.6, "frames": 150}
+    in_sync = {"verdict": "in_sync", "lag_frames": 0, "peak": 0.6, "at_zero": 0.6, "chance_peak": 0.3, "frames": 150}
     result = judge(*scored([[0.97] * 5], lip_sync=in_sync))
     assert result.verdict == "real" and result.faces[0].evidence == "lip_sync" and result.av_offset_frames == 0
     assert result.faces[0].model_probability == pytest.approx(0.97) and result.segments == []
@@ -124,7 +124,7 @@ def test_the_lips_overrule_a_self_tested_model_that_puts_the_audio_elsewhere() -
 
 
 def test_a_face_no_test_can_judge_does_not_decide_over_one_that_was_judged() -> None:
-    in_sync = {"verdict": "in_sync", "lag_frames": 1, "peak": 0.6, "at_zero": 0.58, "frames": 150}
+    in_sync = {"verdict": "in_sync", "lag_frames": 1, "peak": 0.6, "at_zero": 0.58, "chance_peak": 0.3, "frames": 150}
     video, info = scored([[0.9] * 5, [0.95] * 5], self_test=False, lip_sync=in_sync)
     info["faces"][1]["lip_sync"] = None
     result = judge(video, info)

@@ -42,3 +42,20 @@ def test_the_curve_covers_every_lag_with_enough_frames() -> None:
     curve = correlation_curve(lips, lips)
     usable = 120 - DEFAULT_LIP_SYNC.min_frames
     assert set(curve) == set(range(-min(usable, DEFAULT_LIP_SYNC.max_lag_frames), min(usable, DEFAULT_LIP_SYNC.max_lag_frames) + 1))
+
+
+def drift(n: int, seed: int) -> np.ndarray:
+    """A slow signal (~2.4 s smoothing): lips or loudness that rise and fall with no syllables in them."""
+    rng = np.random.default_rng(seed)
+    return np.convolve(rng.standard_normal(n + 60), np.hanning(61), mode="valid")[:n]
+
+
+def test_slow_lips_that_match_any_speech_must_beat_their_own_chance_peak() -> None:
+    pairs = [(drift(200, seed), -30 + 5 * drift(200, 1000 + seed)) for seed in range(40)]
+    over_floor = [p for p in pairs if max(correlation_curve(*p).values()) >= DEFAULT_LIP_SYNC.min_correlation]
+    judged = [lip_sync(*p) for p in over_floor]
+    assert len(over_floor) >= 15  # unrelated slow signals pass the fixed floor often
+    assert sum(r.verdict != "no_evidence" for r in judged) <= len(over_floor) // 3
+    assert all(r.chance_peak is not None for r in judged)
+    lips = drift(200, 7)
+    assert lip_sync(lips, -30 + 5 * lips).verdict == "in_sync"  # slow lips that do follow the speech still count
