@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from sync_defense.synthetic.corpus.clips import FAKE_KINDS, VALIDATION_VARIANTS, make_clip, split_faces
 from sync_defense.synthetic.corpus.generate import generate
@@ -78,6 +79,22 @@ def test_a_few_training_steps_then_resume_then_evaluate(corpus: Path, tmp_path: 
     assert 0 <= report["as_is"]["videos"]["accuracy"] <= 1
     sweep = shift_sweep(model, clips + load_corpus(corpus, "train"), shifts=(5,))
     assert sweep[5]["detected"] is None or 0 <= sweep[5]["detected"] <= 1
+
+
+def test_fine_tuning_starts_from_the_given_weights_with_a_fresh_run(corpus: Path, tmp_path: Path) -> None:
+    from sync_defense.model.checkpoint import init_model, load_checkpoint, save_checkpoint
+
+    start = init_model("tiny", seed=5)
+    save_checkpoint(start, tmp_path / "start.pt")
+    cfg = TrainConfig(corpus=str(corpus), run_dir=str(tmp_path / "ft"), out=str(tmp_path / "ft.pt"), batch_size=4,
+                      max_steps=1, eval_every=1, warmup_steps=1, learning_rate=0.0, threads=1, init_weights=str(tmp_path / "start.pt"))
+    train(cfg)
+    tuned = load_checkpoint(tmp_path / "ft.pt").state_dict()
+    assert json.loads((tmp_path / "ft" / "history.json").read_text())[0]["step"] == 1  # a fresh run, not a resumed one
+    for name, value in start.named_parameters():  # learning rate 0: the given weights, not a new seed's (BN statistics move)
+        assert torch.equal(value, tuned[name]), name
+    with pytest.raises(ValueError, match="not a 'base' model"):
+        train(replace(cfg, model="base"))
 
 
 def test_metrics_on_known_scores() -> None:

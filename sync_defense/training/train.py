@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from sync_defense.model.checkpoint import init_model, save_checkpoint
+from sync_defense.model.checkpoint import init_model, load_checkpoint, save_checkpoint
+from sync_defense.model.config import MODEL_CONFIGS
 from sync_defense.model.kinetics import load_kinetics_weights
 from sync_defense.preprocessing import DEFAULT_CONFIG
 
@@ -46,6 +47,7 @@ class TrainConfig:
     eval_every: int = 250
     threads: int = 2
     kinetics_weights: str | None = None  # torchvision r2plus1d_18 state dict for the base visual encoder
+    init_weights: str | None = None  # fine-tune: start from this checkpoint's weights (optimizer, schedule and steps fresh)
 
     @classmethod
     def from_file(cls, path: Path) -> TrainConfig:
@@ -135,7 +137,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     torch.set_num_threads(cfg.threads)
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    model = init_model(cfg.model, cfg.seed).train()
+    model = (load_checkpoint(Path(cfg.init_weights)) if cfg.init_weights else init_model(cfg.model, cfg.seed)).train()
+    if cfg.init_weights and model.config != MODEL_CONFIGS[cfg.model]:
+        raise ValueError(f"{cfg.init_weights} is not a {cfg.model!r} model")
     if cfg.kinetics_weights:
         load_kinetics_weights(model.visual, torch.load(cfg.kinetics_weights, map_location="cpu", weights_only=True))
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
