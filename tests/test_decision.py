@@ -75,6 +75,8 @@ def test_bands_and_confidence() -> None:
     assert [verdict_of(p, CFG) for p in (0.1, middle, 0.99)] == ["real", "uncertain", "fake"]
     result = judge(*scored([[middle] * 3]))
     assert result.verdict == "uncertain" and result.confidence == 0.0
+    assert [w for w in result.warnings if w.startswith("inconclusive: the model puts the fake probability at")]
+    assert not judge(*scored([[0.99] * 3])).warnings  # a decided verdict has nothing to warn about
     assert judge(*scored([[1.0, 1.0]])).confidence == 1.0
 
 

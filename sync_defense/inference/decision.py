@@ -232,13 +232,18 @@ def analyse(scored: ScoredVideo, info: dict, cfg: DecisionConfig) -> Answer:
                          speech=_rounded(scored.window_speech[i], 3), mouth_motion=_rounded(scored.window_motion[i], 3))
             for i in order
         ],
-        warnings=answer_warnings(info, faces, deciding),
+        warnings=answer_warnings(info, faces, deciding, cfg),
     )
 
 
-def answer_warnings(info: dict, faces: list[FaceReport], deciding: FaceReport | None) -> list[str]:
+def answer_warnings(info: dict, faces: list[FaceReport], deciding: FaceReport | None, cfg: DecisionConfig) -> list[str]:
     """What limits this answer, in words the user can act on (``Answer.warnings``)."""
     warnings = []
+    p = deciding.fake_probability if deciding is not None else None
+    if p is not None and deciding.speaking and deciding.evidence != "none" and verdict_of(p, cfg) == "uncertain":
+        warnings.append(f"inconclusive: the {'lip-sync test' if deciding.evidence == 'lip_sync' else 'model'} puts the fake "
+                        f"probability at {p:.2f}, between the thresholds for real ({cfg.real_threshold:.2f}) and fake "
+                        f"({cfg.fake_threshold:.2f}); the verdict is uncertain")
     declared, decoded = info.get("declared_duration_s"), info["duration_s"]
     if declared and declared - decoded > max(TRUNCATION_TOLERANCE_S, 0.05 * declared):
         warnings.append(f"truncated: only {decoded:.1f} s of the {declared:.1f} s the file declares could be decoded; "
