@@ -24,9 +24,9 @@ from pathlib import Path
 import onnxruntime as ort
 import torch
 
+from sync_defense.contract import graph_specs
 from sync_defense.export.onnx_export import export_graph
 from sync_defense.export.parity import random_inputs
-from sync_defense.contract import graph_specs
 from sync_defense.model.checkpoint import init_model
 from sync_defense.model.network import graph_modules
 from sync_defense.preprocessing import DEFAULT_CONFIG
