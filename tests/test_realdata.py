@@ -224,6 +224,19 @@ def test_summary_maths() -> None:
     assert "| shift-0.35 | fake | shift | fake | 0.350 |" in score.markdown(rows, s, "localhost:8001")
 
 
+def test_the_table_shows_both_tests_of_the_deciding_face() -> None:
+    entry = {"case": "c", "label": "real", "kind": "genuine_original", "expected_offset_frames": 0.0}
+    lips = {"verdict": "shifted", "lag_frames": -7, "peak": 0.5875, "at_zero": 0.3, "chance_peak": 0.5095, "frames": 200}
+    faces = [{"track_id": 0, "model_probability": 0.2, "model_offset_frames": 0, "model_self_test": 0.5, "lip_sync": None},
+             {"track_id": 1, "model_probability": 0.905, "model_offset_frames": 13, "model_self_test": 0.31, "lip_sync": lips}]
+    answer = {"verdict": "fake", "fake_probability": 0.978, "confidence": 0.5, "av_offset_frames": -7, "deciding_track_id": 1,
+              "faces": faces, "latency_ms": 10.0}
+    rows = [score.row(entry, answer, evidence="lip_sync"), score.row(entry, None, "refused")]
+    table = score.markdown(rows, score.summarise(rows), "localhost:8001")
+    assert "| lip_sync | 0.905 (13, 0.31) | shifted (-7, 0.59 / 0.51) | 10 |" in table  # face 1 decided, not face 0
+    assert "| - | - | - | - |" in table  # the refused file
+
+
 def test_rewrite_follows_the_speech_with_real_frames_in_order_where_they_fit() -> None:
     """Video Rewrite: the chosen frames' lip opening follows the new speech's loudness."""
     from sync_defense.realdata.rewrite import retime, target_opening

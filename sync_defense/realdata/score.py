@@ -79,6 +79,21 @@ def _fmt(value: object, spec: str = "") -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _tests_of(answer: dict | None) -> tuple[str, str]:
+    """The deciding face's two tests, short: the model's probability (best shift, self-test) and the lips'
+    verdict (lag, peak / chance peak); what the ``evidence`` column chose between."""
+    faces = (answer or {}).get("faces") or []
+    face = next((f for f in faces if f.get("track_id") == answer.get("deciding_track_id")), None)
+    if face is None or face.get("model_probability") is None:
+        return "-", "-"
+    model = f"{face['model_probability']:.3f} ({_fmt(face['model_offset_frames'])}, {_fmt(face['model_self_test'], '.2f')})"
+    lips = face.get("lip_sync") or {}
+    if not lips or lips.get("peak") is None:
+        return model, lips.get("verdict", "-")
+    chance = lips.get("chance_peak")
+    return model, f"{lips['verdict']} ({_fmt(lips['lag_frames'])}, {lips['peak']:.2f} / {_fmt(chance, '.2f')})"
+
+
 def markdown(rows: list[dict], summary: dict, url: str) -> str:
     g, f, o = summary["genuine"], summary["fakes"], summary["offset"]
     lines = [
@@ -92,13 +107,18 @@ def markdown(rows: list[dict], summary: dict, url: str) -> str:
         f"- ROC-AUC of fake_probability: {_fmt(summary['roc_auc'], '.3f')} "
         f"({summary['auc_counts']['genuine']} genuine, {summary['auc_counts']['fake']} fakes with a probability)",
         "- Targets: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in summary["targets"].items()), "",
-        "| case | label | kind | verdict | fake_probability | confidence | offset | expected | error | faces | evidence | latency ms |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|",
+        "`model`: the learned model's probability (its best audio shift, its self-test); `lips`: the lip-sync test's "
+        "verdict (lag, correlation peak / this upload's chance peak); both for the deciding face.", "",
+        "| case | label | kind | verdict | fake_probability | confidence | offset | expected | error | faces | evidence "
+        "| model | lips | latency ms |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---|---|---|---:|",
     ]
     for r in rows:
+        model, lips = _tests_of(r["answer"])
         lines.append(f"| {r['case']} | {r['label']} | {r['kind']} | {r['verdict']} | {_fmt(r['fake_probability'], '.3f')} | "
                      f"{_fmt(r['confidence'], '.3f')} | {_fmt(r['offset_frames'])} | {_fmt(r['expected_offset_frames'])} | "
-                     f"{_fmt(r['offset_error'])} | {r['faces']} | {_fmt(r['evidence'])} | {_fmt(r['latency_ms'], '.0f')} |")
+                     f"{_fmt(r['offset_error'])} | {r['faces']} | {_fmt(r['evidence'])} | {model} | {lips} | "
+                     f"{_fmt(r['latency_ms'], '.0f')} |")
     return "\n".join(lines) + "\n"
 
 
