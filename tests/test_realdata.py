@@ -225,15 +225,18 @@ def test_summary_maths() -> None:
 
 
 def test_the_table_shows_both_tests_of_the_deciding_face() -> None:
+    from sync_defense.contract import FaceReport, LipSyncReport
+
     entry = {"case": "c", "label": "real", "kind": "genuine_original", "expected_offset_frames": 0.0}
-    lips = {"verdict": "shifted", "lag_frames": -7, "peak": 0.5875, "at_zero": 0.3, "chance_peak": 0.5095, "frames": 200}
-    faces = [{"track_id": 0, "model_probability": 0.2, "model_offset_frames": 0, "model_self_test": 0.5, "lip_sync": None},
-             {"track_id": 1, "model_probability": 0.905, "model_offset_frames": 13, "model_self_test": 0.31, "lip_sync": lips}]
-    answer = {"verdict": "fake", "fake_probability": 0.978, "confidence": 0.5, "av_offset_frames": -7, "deciding_track_id": 1,
-              "faces": faces, "latency_ms": 10.0}
-    rows = [score.row(entry, answer, evidence="lip_sync"), score.row(entry, None, "refused")]
+    lips = LipSyncReport(verdict="shifted", lag_frames=-7, peak=0.5875, at_zero=0.3, chance_peak=0.5095, frames=200)
+    face = FaceReport(track_id=1, box=[0, 0, 40, 40], first_s=0.0, last_s=8.0, fake_probability=0.978, av_offset_frames=-7,
+                      av_offset_confidence=None, speaking=True, windows=8, voting_windows=8, model_probability=0.905,
+                      model_offset_frames=13, model_self_test=0.31, lip_sync=lips, evidence="lip_sync")
+    answer = {"verdict": "fake", "fake_probability": 0.978, "confidence": 0.5, "av_offset_frames": -7, "faces": [{}, {}],
+              "latency_ms": 10.0}
+    rows = [score.row(entry, answer, face=face), score.row(entry, None, "refused")]
     table = score.markdown(rows, score.summarise(rows), "localhost:8001")
-    assert "| lip_sync | 0.905 (13, 0.31) | shifted (-7, 0.59 / 0.51) | 10 |" in table  # face 1 decided, not face 0
+    assert "| lip_sync | 0.905 (13, 0.31) | shifted (-7, 0.59 / 0.51) | 10 |" in table
     assert "| - | - | - | - |" in table  # the refused file
 
 

@@ -95,7 +95,7 @@ def correlation_curve(aperture: np.ndarray, loudness: np.ndarray, cfg: LipSyncCo
     return {lag - cfg.max_lag_frames: float(r) for lag, r in enumerate(curve) if not np.isnan(r)}
 
 
-def chance_peak(aperture: np.ndarray, loudness: np.ndarray, cfg: LipSyncConfig = DEFAULT_LIP_SYNC) -> float | None:
+def chance_peak(aperture: np.ndarray, loudness: np.ndarray, cfg: LipSyncConfig = DEFAULT_LIP_SYNC) -> float:
     """The ``chance_quantile`` of the peaks the lips reach against their own speech reversed in time
     and rolled to ``surrogates`` starts: as loud, as rhythmic, and unrelated to the mouth."""
     reversed_level = _levels(loudness, cfg)[::-1]

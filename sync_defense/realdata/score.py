@@ -11,15 +11,17 @@ import argparse
 import json
 from pathlib import Path
 
+from sync_defense.contract import FaceReport
+
 from .compose import validate_manifest
 
 TOLERANCE_FRAMES = 2  # the issue's target: offsets within ±2 frames of the truth
 VERDICTS = ("real", "uncertain", "fake")
 
 
-def row(entry: dict, answer: dict | None, error: str | None = None, evidence: str | None = None) -> dict:
+def row(entry: dict, answer: dict | None, error: str | None = None, face: FaceReport | None = None) -> dict:
     """One line of the table from a manifest entry and the server's answer (None when it refused the file)
-    with the test that decided it (``Answer.deciding_face``)."""
+    with the face that decided it (``Answer.deciding_face``): which test decided, and what both said."""
     answer = answer or {}
     offset, expected = answer.get("av_offset_frames"), entry["expected_offset_frames"]
     return {
@@ -27,7 +29,7 @@ def row(entry: dict, answer: dict | None, error: str | None = None, evidence: st
         "verdict": answer.get("verdict", "error"), "fake_probability": answer.get("fake_probability"),
         "confidence": answer.get("confidence"), "offset_frames": offset, "expected_offset_frames": expected,
         "offset_error": None if offset is None or expected is None else round(offset - expected, 3),
-        "faces": len(answer.get("faces", [])), "evidence": evidence,
+        "faces": len(answer.get("faces", [])), "evidence": face.evidence if face else None, **_tests_of(face),
         "latency_ms": answer.get("latency_ms"), "error": error, "answer": answer or None,
     }
 
@@ -79,19 +81,16 @@ def _fmt(value: object, spec: str = "") -> str:
     return "-" if value is None else format(value, spec)
 
 
-def _tests_of(answer: dict | None) -> tuple[str, str]:
+def _tests_of(face: FaceReport | None) -> dict[str, str]:
     """The deciding face's two tests, short: the model's probability (best shift, self-test) and the lips'
     verdict (lag, peak / chance peak); what the ``evidence`` column chose between."""
-    faces = (answer or {}).get("faces") or []
-    face = next((f for f in faces if f.get("track_id") == answer.get("deciding_track_id")), None)
-    if face is None or face.get("model_probability") is None:
-        return "-", "-"
-    model = f"{face['model_probability']:.3f} ({_fmt(face['model_offset_frames'])}, {_fmt(face['model_self_test'], '.2f')})"
-    lips = face.get("lip_sync") or {}
-    if not lips or lips.get("peak") is None:
-        return model, lips.get("verdict", "-")
-    chance = lips.get("chance_peak")
-    return model, f"{lips['verdict']} ({_fmt(lips['lag_frames'])}, {lips['peak']:.2f} / {_fmt(chance, '.2f')})"
+    if face is None or face.model_probability is None:
+        return {"model": "-", "lips": "-"}
+    model = f"{face.model_probability:.3f} ({_fmt(face.model_offset_frames)}, {_fmt(face.model_self_test, '.2f')})"
+    lips = face.lip_sync
+    if lips is None or lips.peak is None:
+        return {"model": model, "lips": lips.verdict if lips else "-"}
+    return {"model": model, "lips": f"{lips.verdict} ({_fmt(lips.lag_frames)}, {lips.peak:.2f} / {_fmt(lips.chance_peak, '.2f')})"}
 
 
 def markdown(rows: list[dict], summary: dict, url: str) -> str:
@@ -114,10 +113,9 @@ def markdown(rows: list[dict], summary: dict, url: str) -> str:
         "|---|---|---|---|---:|---:|---:|---:|---:|---:|---|---|---|---:|",
     ]
     for r in rows:
-        model, lips = _tests_of(r["answer"])
         lines.append(f"| {r['case']} | {r['label']} | {r['kind']} | {r['verdict']} | {_fmt(r['fake_probability'], '.3f')} | "
                      f"{_fmt(r['confidence'], '.3f')} | {_fmt(r['offset_frames'])} | {_fmt(r['expected_offset_frames'])} | "
-                     f"{_fmt(r['offset_error'])} | {r['faces']} | {_fmt(r['evidence'])} | {model} | {lips} | "
+                     f"{_fmt(r['offset_error'])} | {r['faces']} | {_fmt(r['evidence'])} | {r['model']} | {r['lips']} | "
                      f"{_fmt(r['latency_ms'], '.0f')} |")
     return "\n".join(lines) + "\n"
 
@@ -133,8 +131,7 @@ def score(manifest: Path, url: str, protocol: str, out: Path, timeout_s: float) 
         for entry in data["cases"]:
             try:
                 detection = client.detect(manifest.parent / entry["file"])
-                face = detection.answer.deciding_face
-                rows.append(row(entry, detection.to_dict(), evidence=face.evidence if face else None))
+                rows.append(row(entry, detection.to_dict(), face=detection.answer.deciding_face))
             except DetectionError as exc:
                 rows.append(row(entry, None, str(exc)))
             print(" ".join(f"{k}={rows[-1][k]}" for k in ("case", "verdict", "fake_probability", "offset_frames")), flush=True)
