@@ -42,7 +42,7 @@ def compare(repositories: dict[str, Path], video: Path, concurrency: list[int], 
                                       requests_per_worker, server.process.pid)
                     if run.errors:
                         raise RuntimeError(f"{name} failed: {run.errors[0]}")
-                    cpu = run.server_cpu_s / len(run.latencies_s)
+                    cpu = run.server_cpu_s_per_video
                     results.setdefault((name, c), []).append((run.percentile_s(50), run.throughput_per_s, cpu))
                     print(f"{name:12s} c={c}: p50 {run.percentile_s(50):.2f} s, {run.throughput_per_s:.3f} videos/s, "
                           f"{cpu:.2f} CPU-s/video", flush=True)

@@ -59,6 +59,10 @@ class LoadRun:
     def throughput_per_s(self) -> float:
         return len(self.latencies_s) / self.wall_s if self.wall_s else 0.0
 
+    @property
+    def server_cpu_s_per_video(self) -> float | None:
+        return self.server_cpu_s / len(self.latencies_s) if self.server_cpu_s is not None and self.latencies_s else None
+
     def percentile_s(self, q: float) -> float:
         return float(np.percentile(self.latencies_s, q)) if self.latencies_s else float("nan")
 
@@ -70,8 +74,7 @@ class LoadRun:
             **{f"p{q}_ms": round(self.percentile_s(q) * 1000, 1) for q in (50, 90, 99)},
             "mean_ms": round(float(np.mean(self.latencies_s)) * 1000, 1) if self.latencies_s else float("nan"),
             "wall_s": round(self.wall_s, 2),
-            "server_cpu_s_per_video": round(self.server_cpu_s / len(self.latencies_s), 3)
-            if self.server_cpu_s is not None and self.latencies_s else "",
+            "server_cpu_s_per_video": "" if self.server_cpu_s_per_video is None else round(self.server_cpu_s_per_video, 3),
             "first_error": self.errors[0][:300] if self.errors else "",
         }
 
