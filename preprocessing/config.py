@@ -97,6 +97,7 @@ class LimitsConfig:
     """
 
     max_windows_per_face: int = 60  # past this many windows per face the windows are sampled (cost stops growing)
+    skim_stretch_windows: int = 5  # a longer video is decoded only in max_windows_per_face / this stretches of this many windows
     max_duration_s: float = 3600.0  # declared by the header, then spanned by the frames; audio is held whole (64 kB/s)
     min_duration_s: float = 2.0  # at least one window and faces.track_min_seconds: a shorter clip could never hold a face track
     max_upload_bytes: int = MAX_UPLOAD_BYTES  # the client checks the same number before sending (contract)

@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 
 import av
 import numpy as np
@@ -102,33 +103,42 @@ def declared_video_duration(data: bytes, cfg: PreprocessConfig = DEFAULT_CONFIG)
         return declared_duration(container)
 
 
+def _video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream:
+    if not container.streams.video:
+        raise MediaError("the upload has no video stream")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    return stream
+
+
 def _timed_frames(data: bytes, cfg: PreprocessConfig) -> Iterator[tuple[float, av.VideoFrame]]:
     """Decoded video frames with their presentation time in seconds, in display order, within the limits."""
-    limits = cfg.limits
     with _open(data, cfg) as container:
-        if not container.streams.video:
-            raise MediaError("the upload has no video stream")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        first = last = None
-        try:
-            for count, frame in enumerate(container.decode(stream), 1):
-                _check_budget()
-                _check_pixels(frame.width, frame.height, limits)
-                if count > limits.max_video_frames:
-                    raise MediaError(f"more than {limits.max_video_frames} video frames; this server takes at most that many")
-                if frame.time is None:
-                    continue
-                first = frame.time if first is None else first
-                if frame.time - first > limits.max_duration_s:
-                    raise MediaError(f"frames span more than {limits.max_duration_s:.0f} s; this server takes at most that")
-                if last is not None and frame.time - last > limits.max_frame_gap_s:
-                    raise MediaError(f"no video frame for {frame.time - last:.1f} s (from {last:.1f} s); this server "
-                                     f"takes gaps of at most {limits.max_frame_gap_s:.0f} s")
-                last = frame.time
-                yield frame.time, frame
-        except (av.error.FFmpegError, IndexError) as exc:  # IndexError: PyAV meets a packet of an undeclared stream
-            raise MediaError(f"the video stream is corrupt: {exc}") from exc
+        yield from _checked_frames(container, _video_stream(container), cfg.limits)
+
+
+def _checked_frames(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+                    limits: LimitsConfig) -> Iterator[tuple[float, av.VideoFrame]]:
+    """``(time, frame)`` from where the container stands (its start, or a seek) to its end, within the limits."""
+    first = last = None
+    try:
+        for count, frame in enumerate(container.decode(stream), 1):
+            _check_budget()
+            _check_pixels(frame.width, frame.height, limits)
+            if count > limits.max_video_frames:
+                raise MediaError(f"more than {limits.max_video_frames} video frames; this server takes at most that many")
+            if frame.time is None:
+                continue
+            first = frame.time if first is None else first
+            if frame.time - first > limits.max_duration_s:
+                raise MediaError(f"frames span more than {limits.max_duration_s:.0f} s; this server takes at most that")
+            if last is not None and frame.time - last > limits.max_frame_gap_s:
+                raise MediaError(f"no video frame for {frame.time - last:.1f} s (from {last:.1f} s); this server "
+                                 f"takes gaps of at most {limits.max_frame_gap_s:.0f} s")
+            last = frame.time
+            yield frame.time, frame
+    except (av.error.FFmpegError, IndexError) as exc:  # IndexError: PyAV meets a packet of an undeclared stream
+        raise MediaError(f"the video stream is corrupt: {exc}") from exc
 
 
 def first_frame_time(data: bytes, cfg: PreprocessConfig = DEFAULT_CONFIG) -> float:
@@ -161,11 +171,110 @@ def iter_timeline_frames(data: bytes, cfg: PreprocessConfig) -> Iterator[tuple[i
         previous = (time_s, frame)
     if previous is None:
         raise MediaError("the video stream has no decodable frames")
-    frame_step = shortest_gap if np.isfinite(shortest_gap) else 1.0 / cfg.timeline.fps  # one frame: the nominal interval
-    end = previous[0] - origin + frame_step  # the last frame stays on screen for one frame interval, never a long gap
+    end = previous[0] - origin + _frame_step(shortest_gap, cfg)  # the last frame stays on screen one frame interval
     while k / cfg.timeline.fps < end - _EPS_S:
         yield k, previous[1]
         k += 1
+
+
+def _frame_step(shortest_gap: float, cfg: PreprocessConfig) -> float:
+    """How long the last frame stays on screen: the video's shortest frame interval (one frame: the nominal one)."""
+    return shortest_gap if np.isfinite(shortest_gap) else 1.0 / cfg.timeline.fps
+
+
+def _frames_before(end_s: float, cfg: PreprocessConfig) -> int:
+    """Timeline frames that start before ``end_s`` seconds from the origin (as ``iter_timeline_frames`` counts them)."""
+    k = max(0, int(end_s * cfg.timeline.fps) - 1)
+    while k / cfg.timeline.fps < end_s - _EPS_S:
+        k += 1
+    return k
+
+
+# --- long videos: only the sampled stretches are decoded ----------------------------------------------
+
+SEEK_TAIL_S = 3.0  # the end of the video is found by decoding from a keyframe this far before the declared end
+MAX_SEEK_LEAD_S = 20.0  # a seek landing further before its target (sparse keyframes) is not worth it: decode it all
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """The model's timeline of an upload: where it starts on the container clock and how many frames it has."""
+
+    origin_s: float
+    n_frames: int
+
+
+def probe_timeline(data: bytes, cfg: PreprocessConfig) -> Timeline | None:
+    """The timeline from its first frame and its last few seconds only, for a long video that is skimmed.
+
+    None where seeking cannot be trusted to skip anything: the video stream declares no duration,
+    or its keyframes are more than ``MAX_SEEK_LEAD_S`` apart. The last frame is held for the tail's
+    shortest frame interval (``iter_timeline_frames`` takes the whole video's: the same at a constant rate).
+    """
+    with _open(data, cfg) as container:
+        stream = _video_stream(container)
+        declared = _declared_video_seconds(stream) or declared_duration(container)
+        if declared is None:
+            return None
+        origin = next(_checked_frames(container, stream, cfg.limits), (None, None))[0]
+        if origin is None:
+            raise MediaError("the video stream has no decodable frames")
+        lead = _seek(container, stream, origin + declared - SEEK_TAIL_S, cfg.limits)
+        if lead is None or lead > MAX_SEEK_LEAD_S:
+            return None
+        shortest_gap, last = np.inf, origin
+        for time_s, _ in _checked_frames(container, stream, cfg.limits):
+            if time_s - last > _EPS_S:
+                shortest_gap = min(shortest_gap, time_s - last)
+            last = max(last, time_s)
+    return Timeline(origin, _frames_before(last - origin + _frame_step(shortest_gap, cfg), cfg))
+
+
+def _declared_video_seconds(stream: av.video.stream.VideoStream) -> float | None:
+    return float(stream.duration * stream.time_base) if stream.duration and stream.duration > 0 else None
+
+
+def _seek(container: av.container.InputContainer, stream: av.video.stream.VideoStream, target_s: float,
+          limits: LimitsConfig) -> float | None:
+    """Put the decoder on a keyframe at or before ``target_s`` (container clock); how far before it, or None.
+
+    The first frame out of the decoder is checked, and the seek repeated further back if it is
+    late: demuxers seek to the nearest index entry, which is not always at or before the target.
+    """
+    for lead_s in (0.0, SEEK_TAIL_S, MAX_SEEK_LEAD_S):
+        position = int(max(0.0, target_s - lead_s) / stream.time_base)
+        container.seek(position, stream=stream, backward=True, any_frame=False)
+        first = next(_checked_frames(container, stream, limits), (None, None))[0]
+        if first is not None and first <= target_s + _EPS_S:
+            container.seek(position, stream=stream, backward=True, any_frame=False)  # that first frame is needed
+            return target_s - first
+    return None
+
+
+def iter_span_frames(data: bytes, cfg: PreprocessConfig, timeline: Timeline,
+                     spans: list[tuple[int, int]]) -> Iterator[tuple[int, av.VideoFrame]]:
+    """``(k, frame)`` for the timeline frames ``k0 <= k < k1`` of each span (sorted, disjoint), seeking to each.
+
+    Each frame is the one ``iter_timeline_frames`` gives for the same ``k`` (sample-and-hold by pts
+    from ``timeline.origin_s``): decoding starts at the keyframe before the span and runs to its end.
+    """
+    fps = cfg.timeline.fps
+    with _open(data, cfg) as container:
+        stream = _video_stream(container)
+        for k0, k1 in spans:
+            if _seek(container, stream, timeline.origin_s + k0 / fps, cfg.limits) is None:
+                container.seek(0, stream=stream, backward=True, any_frame=False)  # from the start: slow, never wrong
+            k, previous = k0, None
+            for time_s, frame in _checked_frames(container, stream, cfg.limits):
+                while k < k1 and k / fps < time_s - timeline.origin_s - _EPS_S:
+                    yield k, previous
+                    k += 1
+                if k >= k1:
+                    break
+                previous = frame
+            while k < k1 and previous is not None:  # the end of the video: its last frame is held
+                yield k, previous
+                k += 1
 
 
 def _quarter_turns(frame: av.VideoFrame) -> int:

@@ -79,17 +79,24 @@ def iou(a: Box, b: Box) -> float:
     return float(inter / (a[2] * a[3] + b[2] * b[3] - inter))
 
 
-def _associate(keyframe_faces: dict[int, list[Detection]], cfg: PreprocessConfig) -> list[dict[int, Detection]]:
+def _associate(keyframe_faces: dict[int, list[Detection]], cfg: PreprocessConfig,
+               clock: np.ndarray | None = None) -> list[dict[int, Detection]]:
     """Detections on consecutive keyframes joined into tracks, greedily by box overlap (best pairs first).
 
     A track that has not been matched for ``track_max_gap_frames`` is closed, so a face that
     leaves and comes back starts a new track instead of being interpolated across its absence.
+    Gaps are counted on ``clock`` (see ``build_tracks``) when given.
     """
+    def missed(track: dict[int, Detection], k: int) -> bool:
+        last = max(track)
+        gap = k - last if clock is None else clock[k] - clock[last]
+        return gap > cfg.faces.track_max_gap_frames
+
     closed: list[dict[int, Detection]] = []
     open_: list[dict[int, Detection]] = []
     for k in sorted(keyframe_faces):
-        closed += [t for t in open_ if k - max(t) > cfg.faces.track_max_gap_frames]
-        open_ = [t for t in open_ if k - max(t) <= cfg.faces.track_max_gap_frames]
+        closed += [t for t in open_ if missed(t, k)]
+        open_ = [t for t in open_ if not missed(t, k)]
         faces = keyframe_faces[k]
         pairs = sorted(((iou(t[max(t)].box, f.box), i, j) for i, t in enumerate(open_) for j, f in enumerate(faces)), reverse=True)
         used_tracks: set[int] = set()
@@ -133,14 +140,18 @@ def _interpolated(detections: dict[int, Detection], n_frames: int, cfg: Preproce
     return first, boxes, lips
 
 
-def build_tracks(keyframe_faces: dict[int, list[Detection]], n_frames: int, cfg: PreprocessConfig) -> list[FaceTrack]:
+def build_tracks(keyframe_faces: dict[int, list[Detection]], n_frames: int, cfg: PreprocessConfig,
+                 clock: np.ndarray | None = None) -> list[FaceTrack]:
     """Face tracks from the detections on keyframes, at most ``max_faces``, longest on screen first.
 
     Tracks seen on fewer than ``track_min_detections`` keyframes or for less than
     ``track_min_seconds`` are dropped: a detector false positive rarely repeats in the same place
     for long, a real face does (SyncNet's pipeline drops short tracks for the same reason).
+    ``clock`` (a skimmed video: each timeline frame's position among the decoded ones) measures the
+    gaps that end a track in decoded frames, so a face is followed from stretch to stretch as across
+    a cut, by where it is on screen, and interpolated over the frames between.
     """
-    found = [t for t in _associate(keyframe_faces, cfg) if len(t) >= cfg.faces.track_min_detections]
+    found = [t for t in _associate(keyframe_faces, cfg, clock) if len(t) >= cfg.faces.track_min_detections]
     spans = [(t, *_interpolated(t, n_frames, cfg)) for t in found]
     spans = [s for s in spans if len(s[2]) >= cfg.faces.track_min_seconds * cfg.timeline.fps]
     spans.sort(key=lambda s: (-len(s[2]), s[1]))

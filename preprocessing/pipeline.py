@@ -2,15 +2,20 @@
 
 Two decoding passes keep memory bounded: the first finds faces and their lips on a few small frames
 (and counts the frames), the second crops mouths — and measures how open the lips are — only on the
-frames of the windows that will be scored, so a long video costs its decoding time but never more
-than ``max_windows_per_face`` windows of crops.
-The first pass also gives the timeline's origin, on which the audio (decoded once) is placed.
+frames of the windows that will be scored, so a video never costs more than ``max_windows_per_face``
+windows of crops. The first pass also gives the timeline's origin, on which the audio (decoded once,
+whole) is placed.
+
+A video with more windows than that is skimmed: its ends are probed for the timeline, the audio is
+read, and both passes decode only a few stretches, chosen where there is speech and spread over the
+video, seeking to each (``skim_spans``). Past the cap, the face models and the decoding cost the same
+for any length; only the audio grows with it.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -21,11 +26,23 @@ import numpy as np
 from . import landmarks
 from .audio import frame_loudness_dbfs, log_mel
 from .config import DEFAULT_CONFIG, PreprocessConfig
-from .decode import MediaError, decode_audio, iter_timeline_frames, to_rgb, to_small
+from .decode import (
+    MediaError,
+    Timeline,
+    declared_video_duration,
+    decode_audio,
+    iter_span_frames,
+    iter_timeline_frames,
+    probe_timeline,
+    to_rgb,
+    to_small,
+)
 from .faces import Detection, FaceTrack, build_tracks, detect_faces
 from .mouth import crop_mouth, mouth_motion
 from .vad import load_vad, speech_frames
 from .windows import audio_windows, normalise_crops, speech_fraction, window_starts
+
+Span = tuple[int, int]  # timeline frames k0 <= k < k1
 
 
 @dataclass(frozen=True)
@@ -35,6 +52,18 @@ class VideoScan:
     n_frames: int
     origin_s: float  # presentation time of the first frame: sample 0 of the audio
     keyframe_faces: dict[int, list[Detection]]  # keyframe -> faces found (keyframes without a face left out)
+    spans: tuple[Span, ...] | None = None  # the stretches decoded (a skimmed long video); None: all of it
+
+    @property
+    def timeline(self) -> Timeline:
+        return Timeline(self.origin_s, self.n_frames)
+
+    def decoded(self) -> np.ndarray:
+        """``(n_frames,)`` bool: the timeline frames pass 1 decoded."""
+        mask = np.ones(self.n_frames, bool) if self.spans is None else np.zeros(self.n_frames, bool)
+        for k0, k1 in self.spans or ():
+            mask[k0:k1] = True
+        return mask
 
 
 FRAMES_IN_FLIGHT = 8  # frames waiting for the face models: bounds the pixels held (8 x 0.9 MB at 640x480)
@@ -75,15 +104,62 @@ class _InBackground:
 def scan_faces(data: bytes, cfg: PreprocessConfig) -> VideoScan:
     """Pass 1: count the timeline frames, note the first one's time, find faces on every n-th frame."""
     n_frames, origin_s = 0, 0.0
+
+    def counted(frames: Iterator[tuple[int, av.VideoFrame]]) -> Iterator[tuple[int, av.VideoFrame]]:
+        nonlocal n_frames, origin_s
+        for k, frame in frames:
+            n_frames, origin_s = k + 1, frame.time if k == 0 else origin_s
+            yield k, frame
+
+    found = _find_faces(counted(iter_timeline_frames(data, cfg)), cfg)
+    return VideoScan(n_frames, origin_s, found)
+
+
+def _find_faces(frames: Iterator[tuple[int, av.VideoFrame]], cfg: PreprocessConfig) -> dict[int, list[Detection]]:
+    """The faces on every ``detect_every``-th timeline frame of ``frames`` (keyframes without one left out)."""
     found: dict[int, list[Detection]] = {}
     with _InBackground(found.__setitem__) as detections:
-        for k, frame in iter_timeline_frames(data, cfg):
-            n_frames = k + 1
-            if k == 0:
-                origin_s = frame.time
+        for k, frame in frames:
             if k % cfg.faces.detect_every == 0:
                 detections.submit(k, detect_faces, *to_small(frame, cfg.faces.detect_width), cfg)
-    return VideoScan(n_frames, origin_s, {k: faces for k, faces in found.items() if faces})
+    return {k: faces for k, faces in found.items() if faces}
+
+
+def skim_spans(n_frames: int, speech: np.ndarray, cfg: PreprocessConfig) -> list[Span]:
+    """The stretches of a long video that are decoded: ``max_windows_per_face / skim_stretch_windows``
+    runs of ``skim_stretch_windows`` windows, voiced ones first and spread evenly, as windows are
+    (``sample_windows``): they hold exactly the windows a face can have scored."""
+    timeline, limits = cfg.timeline, cfg.limits
+    length = (limits.skim_stretch_windows - 1) * timeline.window_stride_frames + timeline.clip_frames
+    starts = np.arange(0, n_frames - length + 1, length)
+    voiced = np.array([speech[s : s + length].mean() for s in starts]) >= cfg.speech.min_window_fraction
+    chosen = spread(starts, voiced, limits.max_windows_per_face // limits.skim_stretch_windows)
+    return [(int(s), int(s) + length) for s in chosen]
+
+
+def _skimmed_timeline(data: bytes, cfg: PreprocessConfig) -> Timeline | None:
+    """The timeline of a video with more windows than the cap, when seeking in it is sound; else None
+    (it is decoded whole, as every shorter video is)."""
+    declared = declared_video_duration(data, cfg)
+    cap = cfg.limits.max_windows_per_face
+    if declared is None or len(window_starts(int(declared * cfg.timeline.fps), cfg)) <= cap:
+        return None
+    timeline = probe_timeline(data, cfg)
+    return timeline if timeline is not None and len(window_starts(timeline.n_frames, cfg)) > cap else None
+
+
+def _scan(data: bytes, cfg: PreprocessConfig) -> tuple[VideoScan, AudioFeatures]:
+    """Pass 1 and the audio: over the whole video, or over the stretches of a skimmed one."""
+    timeline = _skimmed_timeline(data, cfg)
+    if timeline is None:
+        scan = scan_faces(data, cfg)
+        _check_length(scan.n_frames, cfg)
+        return scan, read_audio(data, scan.timeline, cfg)
+    _check_length(timeline.n_frames, cfg)
+    audio = read_audio(data, timeline, cfg)
+    spans = tuple(skim_spans(timeline.n_frames, audio.speech, cfg))
+    faces = _find_faces(iter_span_frames(data, cfg, timeline, list(spans)), cfg)
+    return VideoScan(timeline.n_frames, timeline.origin_s, faces, spans), audio
 
 
 @dataclass(frozen=True)
@@ -107,9 +183,9 @@ class MouthFrames:
     aperture: np.ndarray | None  # (len(plan.frames),) float32 inner-lip opening / mouth width (NaN: no mesh)
 
 
-def _crop_mouths(data: bytes, plans: list[CropPlan], n_frames: int, cfg: PreprocessConfig,
-                 measure_lips: bool = False) -> list[MouthFrames]:
-    """Pass 2: the mouth crops of each plan; with ``measure_lips``, the face mesh on every planned frame too.
+def _crop_mouths(frames: Iterator[tuple[int, av.VideoFrame]], plans: list[CropPlan], n_frames: int,
+                 cfg: PreprocessConfig, measure_lips: bool = False) -> list[MouthFrames]:
+    """Pass 2: the mouth crops of each plan from ``frames``; with ``measure_lips``, the face mesh on every planned frame too.
 
     The crop follows the smoothed lips (steady); the aperture comes from each frame's own mesh (the
     lips' movement is the signal, so it is not smoothed), computed on the worker threads.
@@ -126,7 +202,7 @@ def _crop_mouths(data: bytes, plans: list[CropPlan], n_frames: int, cfg: Preproc
 
     last: tuple[av.VideoFrame, np.ndarray] | None = None
     with _InBackground(take) as meshes:
-        for k, frame in iter_timeline_frames(data, cfg):
+        for k, frame in frames:
             if k >= n_frames:
                 break
             faces_here = np.flatnonzero(row_of[:, k] >= 0)
@@ -157,9 +233,9 @@ class AudioFeatures:
     loudness: np.ndarray  # (n,) float32 RMS level of each timeline frame's audio, dBFS
 
 
-def read_audio(data: bytes, scan: VideoScan, cfg: PreprocessConfig) -> AudioFeatures:
+def read_audio(data: bytes, timeline: Timeline, cfg: PreprocessConfig) -> AudioFeatures:
     """The upload's audio on the video's clock as log-mel, per-frame speech flags and loudness."""
-    audio = decode_audio(data, cfg, scan.origin_s, scan.n_frames * cfg.samples_per_frame)
+    audio = decode_audio(data, cfg, timeline.origin_s, timeline.n_frames * cfg.samples_per_frame)
     return AudioFeatures(log_mel(audio, cfg), speech_frames(audio, cfg), frame_loudness_dbfs(audio, cfg).astype(np.float32))
 
 
@@ -178,35 +254,42 @@ def extract_clip(data: bytes, cfg: PreprocessConfig = DEFAULT_CONFIG) -> ClipFea
     scan = scan_faces(data, cfg)
     n_frames = scan.n_frames
     _check_length(n_frames, cfg)
-    audio = read_audio(data, scan, cfg)
+    audio = read_audio(data, scan.timeline, cfg)
     tracks = build_tracks(scan.keyframe_faces, n_frames, cfg)
     crops = None
     if tracks:
-        crops = _crop_mouths(data, [CropPlan.of(tracks[0], np.arange(n_frames), n_frames)], n_frames, cfg)[0].crops
+        plan = CropPlan.of(tracks[0], np.arange(n_frames), n_frames)
+        crops = _crop_mouths(iter_timeline_frames(data, cfg), [plan], n_frames, cfg)[0].crops
     return ClipFeatures(crops, audio.mel, audio.speech, n_frames)
 
 
 # --- serving: every face, windows chosen within a cost cap -----------------------------------------
 
 
-def face_windows(track: FaceTrack, cfg: PreprocessConfig) -> np.ndarray:
-    """Window starts over the part of the video where this face is on screen."""
-    span = track.last - track.first + 1
-    return track.first + window_starts(span, cfg)
+def face_windows(track: FaceTrack, cfg: PreprocessConfig, spans: tuple[Span, ...] | None = None) -> np.ndarray:
+    """Window starts over the part of the video where this face is on screen (and, skimmed, inside a stretch)."""
+    starts = []
+    for k0, k1 in spans or ((0, track.last + 1),):
+        lo, hi = max(k0, track.first), min(k1, track.last + 1)
+        starts.append(lo + window_starts(max(0, hi - lo), cfg))
+    return np.concatenate(starts)
 
 
-def sample_windows(starts: np.ndarray, speech: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
-    """At most ``max_windows_per_face`` of ``starts`` (sorted), voiced windows first, each group
-    spread evenly over the video: past the cap, cost stops growing with duration."""
-    cap = cfg.limits.max_windows_per_face
+def spread(starts: np.ndarray, voiced: np.ndarray, cap: int) -> np.ndarray:
+    """At most ``cap`` of ``starts`` (sorted), voiced ones first, each group spread evenly over the video."""
     if len(starts) <= cap:
         return starts
-    voiced = speech >= cfg.speech.min_window_fraction
     chosen = []
     for group, room in ((np.flatnonzero(voiced), cap), (np.flatnonzero(~voiced), cap - min(cap, voiced.sum()))):
         if room > 0 and group.size:
             chosen.append(group[np.unique(np.linspace(0, group.size - 1, min(room, group.size)).round().astype(int))])
     return np.sort(starts[np.concatenate(chosen)])
+
+
+def sample_windows(starts: np.ndarray, speech: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+    """At most ``max_windows_per_face`` of ``starts``, voiced windows first (``spread``): past the cap,
+    the windows scored stop growing with duration."""
+    return spread(starts, speech >= cfg.speech.min_window_fraction, cfg.limits.max_windows_per_face)
 
 
 @dataclass(frozen=True)
@@ -255,15 +338,14 @@ def _on_timeline(plan: CropPlan, values: np.ndarray, n_frames: int) -> np.ndarra
 
 def preprocess_video(data: bytes, cfg: PreprocessConfig = DEFAULT_CONFIG) -> PreparedVideo:
     """What the server runs on an upload: faces tracked, windows chosen, mouths cropped and measured, audio featurised."""
-    scan = scan_faces(data, cfg)
+    scan, audio = _scan(data, cfg)
     n_frames = scan.n_frames
-    _check_length(n_frames, cfg)
-    audio = read_audio(data, scan, cfg)
-    tracks = tuple(build_tracks(scan.keyframe_faces, n_frames, cfg))
-    on_screen = [face_windows(t, cfg) for t in tracks]
+    clock = None if scan.spans is None else np.cumsum(scan.decoded())
+    tracks = tuple(build_tracks(scan.keyframe_faces, n_frames, cfg, clock))
+    on_screen = [face_windows(t, cfg, scan.spans) for t in tracks]
     starts = [sample_windows(s, speech_fraction(audio.speech, s, cfg), cfg) for s in on_screen]
     plans = [CropPlan.of(t, _window_frames(s, cfg), n_frames) for t, s in zip(tracks, starts, strict=True)]
-    mouths = _crop_mouths(data, plans, n_frames, cfg, measure_lips=True)
+    mouths = _crop_mouths(_frames_of(data, scan, plans, cfg), plans, n_frames, cfg, measure_lips=True)
     in_window = np.arange(cfg.timeline.clip_frames)
     windows = np.zeros((0, cfg.timeline.clip_frames, cfg.mouth.crop_size, cfg.mouth.crop_size, 3), np.uint8)
     windows = np.concatenate([windows] + [
@@ -276,8 +358,20 @@ def preprocess_video(data: bytes, cfg: PreprocessConfig = DEFAULT_CONFIG) -> Pre
         crops=windows, window_track=window_track.astype(np.int32), window_start=window_start,
         window_speech=speech_fraction(audio.speech, window_start, cfg), window_motion=mouth_motion(windows), mel=audio.mel,
         loudness=audio.loudness, apertures=tuple(_on_timeline(p, m.aperture, n_frames) for p, m in zip(plans, mouths, strict=True)),
-        tracks=tracks, n_frames=n_frames, sampled=any(len(s) > cfg.limits.max_windows_per_face for s in on_screen),
+        tracks=tracks, n_frames=n_frames,
+        sampled=scan.spans is not None or any(len(s) > cfg.limits.max_windows_per_face for s in on_screen),
     )
+
+
+def _frames_of(data: bytes, scan: VideoScan, plans: list[CropPlan], cfg: PreprocessConfig) -> Iterator[tuple[int, av.VideoFrame]]:
+    """Pass 2's frames: the whole video again, or for a skimmed one only the runs of planned frames."""
+    if scan.spans is None:
+        return iter_timeline_frames(data, cfg)
+    planned = np.zeros(scan.n_frames + 1, bool)
+    for plan in plans:
+        planned[plan.frames] = True
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], planned])))
+    return iter_span_frames(data, cfg, scan.timeline, [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)])
 
 
 def warm_up(cfg: PreprocessConfig = DEFAULT_CONFIG) -> None:

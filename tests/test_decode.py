@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 from sync_defense.preprocessing import DEFAULT_CONFIG, MediaError
-from sync_defense.preprocessing.decode import decode_audio, first_frame_time, iter_timeline_frames, to_rgb, to_small
+from sync_defense.preprocessing.decode import (
+    decode_audio,
+    first_frame_time,
+    iter_span_frames,
+    iter_timeline_frames,
+    probe_timeline,
+    to_rgb,
+    to_small,
+)
 from sync_defense.preprocessing.pipeline import scan_faces
 from sync_defense.synthetic.media import encode_mp4
 
@@ -156,3 +164,27 @@ def test_reused_colour_conversion_gives_pyav_s_own_pixels() -> None:
         small, _ = to_small(frame, 64)
         assert np.array_equal(small, frame.reformat(width=64, height=48, format="rgb24").to_ndarray())
         assert np.array_equal(to_rgb(frame), frame.to_ndarray(format="rgb24"))
+
+
+LONG = {
+    "25fps": np.arange(2000) / 25,
+    "29.97fps": np.arange(2400) / float(NTSC),
+    "vfr": jittered_times(80.0),
+    "video_starts_late": 0.7 + np.arange(2000) / 25,
+}
+
+
+@pytest.mark.parametrize("times", LONG.values(), ids=LONG.keys())
+def test_a_skimmed_video_seeks_to_the_frames_a_full_decode_gives(times: np.ndarray) -> None:
+    """A long video's timeline (origin, frame count) probed from its ends, and the frames of a few
+    spans reached by seeking — the first, middle ones off keyframes, the last — are a full decode's."""
+    frames = np.random.default_rng(0).integers(0, 256, (len(times), 32, 32, 3), dtype=np.uint8)
+    data = encode_mp4(frames, 25, np.zeros(int((times[-1] + 1) * SR), np.float32), SR, frame_times_s=times)
+    full = [frame.pts for _, frame in iter_timeline_frames(data, DEFAULT_CONFIG)]
+    timeline = probe_timeline(data, DEFAULT_CONFIG)
+    assert timeline is not None and timeline.n_frames == len(full)
+    assert timeline.origin_s == pytest.approx(first_frame_time(data), abs=1e-9)
+    spans = [(0, 60), (333, 458), (1210, 1335), (len(full) - 125, len(full))]
+    skimmed = list(iter_span_frames(data, DEFAULT_CONFIG, timeline, spans))
+    assert [k for k, _ in skimmed] == [k for k0, k1 in spans for k in range(k0, k1)]
+    assert [frame.pts for _, frame in skimmed] == [full[k] for k, _ in skimmed]

@@ -11,7 +11,7 @@ from sync_defense.preprocessing import DEFAULT_CONFIG as CFG
 from sync_defense.preprocessing import MediaError, preprocess_video
 from sync_defense.preprocessing.audio import frame_loudness_dbfs
 from sync_defense.preprocessing.decode import decode_audio, first_frame_time
-from sync_defense.preprocessing.pipeline import sample_windows
+from sync_defense.preprocessing.pipeline import _scan, sample_windows, skim_spans
 from sync_defense.synthetic import scenes
 from sync_defense.synthetic.media import encode_mp4
 
@@ -66,6 +66,36 @@ def test_long_video_is_sampled_within_the_cap() -> None:
     assert len(chosen) == 4 and np.all(np.isin(chosen, starts[speech > 0]))  # voiced windows first
     assert chosen[0] == 0 and chosen[-1] == 225  # spread over the whole video
     assert np.array_equal(sample_windows(starts[:3], speech[:3], cfg), starts[:3])  # under the cap: all
+
+
+def test_long_videos_are_skimmed_in_the_same_stretches_whatever_their_length() -> None:
+    """Past the cap, what is decoded is fixed: 12 stretches of 5 windows, voiced ones first, spread out."""
+    limits, length = CFG.limits, 4 * CFG.timeline.window_stride_frames + CFG.timeline.clip_frames
+    for minutes in (2, 10, 60):
+        n = minutes * 60 * CFG.timeline.fps
+        speech = np.zeros(n, bool)
+        speech[n // 2 :] = True  # silence, then speech
+        spans = skim_spans(n, speech, CFG)
+        assert len(spans) == limits.max_windows_per_face // limits.skim_stretch_windows
+        assert all(k1 - k0 == length for k0, k1 in spans) and all(b[0] >= a[1] for a, b in zip(spans[:-1], spans[1:], strict=True))
+        assert all(speech[k0:k1].all() for k0, k1 in spans)  # only voiced stretches when there are enough
+        assert spans[0][0] == n // 2 and spans[-1][1] > n - length  # spread over the voiced half
+
+
+def test_a_long_video_is_decoded_only_in_its_stretches() -> None:
+    """A 150-s talking face: faces looked for, windows scored and lips measured in the stretches only,
+    one face followed from stretch to stretch, and the cap's 60 windows all scored."""
+    data = scenes.looped_video(150)
+    scan, _ = _scan(data, CFG)
+    assert scan.n_frames == 150 * CFG.timeline.fps and scan.spans is not None
+    inside = scan.decoded()
+    assert inside.sum() == CFG.limits.max_windows_per_face * CFG.timeline.clip_frames
+    assert all(inside[k] for k in scan.keyframe_faces)
+    video = preprocess_video(data)
+    assert video.sampled and len(video.tracks) == 1 and len(video.window_start) == CFG.limits.max_windows_per_face
+    assert all(inside[s : s + CFG.timeline.clip_frames].all() for s in video.window_start)
+    assert np.array_equal(np.isfinite(video.apertures[0]), inside)  # every stretch frame measured, no other
+    assert video.window_motion.min() > 0 and np.median(video.window_speech) > 0.5
 
 
 def test_too_short_video_is_a_clear_error() -> None:
