@@ -453,11 +453,12 @@ def main() -> None:
                         help="run only these (the summary still shows every table already in --out)")
     parser.add_argument("--seconds", type=float, nargs="+", help="lengths of the load-test videos (default 5 10 30)")
     parser.add_argument("--real-clips", type=int, help="how many build/realval clips to add (default 2)")
+    parser.add_argument("--lengths", type=float, nargs="+", help="video lengths for cost against length (default 5 10 30 60 600)")
     args = parser.parse_args()
     command = "python -m benchmarks.load_suite " + " ".join(sys.argv[1:])
     cfg = QUICK if args.quick else FULL
     real = cfg.real_clips if args.real_clips is None else args.real_clips
-    cfg = replace(cfg, seconds=tuple(args.seconds or cfg.seconds), real_clips=real)
+    cfg = replace(cfg, seconds=tuple(args.seconds or cfg.seconds), real_clips=real, lengths=tuple(args.lengths or cfg.lengths))
     path = run_suite(args.out, cfg, args.url, args.http_url, args.server_pid, args.admin_key,
                      args.perf_protocols, command, args.sections)
     print(path.read_text())
