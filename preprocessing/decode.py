@@ -193,6 +193,10 @@ def _frames_before(end_s: float, cfg: PreprocessConfig) -> int:
 # --- long videos: only the sampled stretches are decoded ----------------------------------------------
 
 SEEK_TAIL_S = 3.0  # the end of the video is found by decoding from a keyframe this far before the declared end
+# Containers whose index stamps every frame, so that a seek lands on the timestamps a decode from the
+# start gives. MPEG program streams stamp only some packets and the decoder interpolates the rest from
+# where it started: after a seek, frames came out half a frame off (one timeline frame held wrongly).
+SEEKABLE_FORMATS = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi"})
 MAX_SEEK_LEAD_S = 20.0  # a seek landing further before its target (sparse keyframes) is not worth it: decode it all
 
 
@@ -207,14 +211,15 @@ class Timeline:
 def probe_timeline(data: bytes, cfg: PreprocessConfig) -> Timeline | None:
     """The timeline from its first frame and its last few seconds only, for a long video that is skimmed.
 
-    None where seeking cannot be trusted to skip anything: the video stream declares no duration,
-    or its keyframes are more than ``MAX_SEEK_LEAD_S`` apart. The last frame is held for the tail's
-    shortest frame interval (``iter_timeline_frames`` takes the whole video's: the same at a constant rate).
+    None where seeking cannot be trusted to land on a full decode's frames or to skip anything: a
+    container outside ``SEEKABLE_FORMATS``, a video stream that declares no duration, or keyframes
+    more than ``MAX_SEEK_LEAD_S`` apart. The last frame is held for the tail's shortest frame interval
+    (``iter_timeline_frames`` takes the whole video's: the same at a constant rate).
     """
     with _open(data, cfg) as container:
         stream = _video_stream(container)
         declared = _declared_video_seconds(stream) or declared_duration(container)
-        if declared is None:
+        if declared is None or container.format.name not in SEEKABLE_FORMATS:
             return None
         origin = next(_checked_frames(container, stream, cfg.limits), (None, None))[0]
         if origin is None:
