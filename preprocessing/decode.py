@@ -19,6 +19,7 @@ placed, and a wall-clock budget (``wall_clock_budget``) on every decoded frame.
 from __future__ import annotations
 
 import io
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -374,3 +375,17 @@ def _place(out: np.ndarray, samples: np.ndarray, at: int) -> int:
     if hi > lo:
         out[lo:hi] = samples[lo - at : hi - at]
     return at + samples.size
+
+
+def iter_keyframes(data: bytes, cfg: PreprocessConfig, timeline: Timeline, targets: list[int]) -> Iterator[tuple[int, av.VideoFrame]]:
+    """The keyframe at or before each target timeline frame, decoded alone: a cheap look at a long
+    video every so often. Yields ``(k, frame)`` with ``k`` the timeline frame where that keyframe shows."""
+    fps = cfg.timeline.fps
+    with _open(data, cfg) as container:
+        stream = _video_stream(container)
+        for target in targets:
+            position = int((timeline.origin_s + target / fps) / stream.time_base)
+            container.seek(position, stream=stream, backward=True, any_frame=False)
+            time_s, frame = next(_checked_frames(container, stream, cfg.limits), (None, None))
+            if frame is not None:
+                yield min(timeline.n_frames - 1, max(0, math.ceil((time_s - timeline.origin_s) * fps - _EPS_S))), frame

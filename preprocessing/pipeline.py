@@ -31,6 +31,7 @@ from .decode import (
     Timeline,
     declared_video_duration,
     decode_audio,
+    iter_keyframes,
     iter_span_frames,
     iter_timeline_frames,
     probe_timeline,
@@ -125,15 +126,36 @@ def _find_faces(frames: Iterator[tuple[int, av.VideoFrame]], cfg: PreprocessConf
     return {k: faces for k, faces in found.items() if faces}
 
 
-def skim_spans(n_frames: int, speech: np.ndarray, cfg: PreprocessConfig) -> list[Span]:
+SURVEY_FRAMES = 48  # keyframes of a long video looked at for faces before its stretches are chosen
+
+
+def survey_faces(data: bytes, timeline: Timeline, cfg: PreprocessConfig) -> dict[int, bool]:
+    """Whether a face (with lips) is on ``SURVEY_FRAMES`` keyframes spread evenly over a long video,
+    each decoded alone: where the stretches worth decoding are, for a fixed cost whatever the length."""
+    targets = ((np.arange(SURVEY_FRAMES) + 0.5) * timeline.n_frames / SURVEY_FRAMES).astype(int)
+    found: dict[int, list[Detection]] = {}
+    with _InBackground(found.__setitem__) as detections:
+        for k, frame in iter_keyframes(data, cfg, timeline, targets.tolist()):
+            detections.submit(k, detect_faces, *to_small(frame, cfg.faces.detect_width), cfg)
+    return {k: bool(faces) for k, faces in found.items()}
+
+
+def skim_spans(n_frames: int, speech: np.ndarray, faces: dict[int, bool], cfg: PreprocessConfig) -> list[Span]:
     """The stretches of a long video that are decoded: ``max_windows_per_face / skim_stretch_windows``
-    runs of ``skim_stretch_windows`` windows, voiced ones first and spread evenly, as windows are
-    (``sample_windows``): they hold exactly the windows a face can have scored."""
+    runs of ``skim_stretch_windows`` windows, spread evenly (``spread``) — first where the surveyed
+    keyframes (``survey_faces``) show a face and there is speech, then a face without speech, then
+    speech without a face. They hold exactly the windows a face can have scored."""
     timeline, limits = cfg.timeline, cfg.limits
     length = (limits.skim_stretch_windows - 1) * timeline.window_stride_frames + timeline.clip_frames
     starts = np.arange(0, n_frames - length + 1, length)
     voiced = np.array([speech[s : s + length].mean() for s in starts]) >= cfg.speech.min_window_fraction
-    chosen = spread(starts, voiced, limits.max_windows_per_face // limits.skim_stretch_windows)
+    face = np.ones(len(starts), bool)
+    if faces:  # held like the timeline's frames: what the last look before a stretch's middle showed
+        surveyed = np.array(sorted(faces))
+        last_look = np.maximum(np.searchsorted(surveyed, starts + length // 2, side="right") - 1, 0)
+        face = np.array([faces[k] for k in surveyed])[last_look]
+    rank = 2 * ~face + ~voiced
+    chosen = spread(starts, rank, limits.max_windows_per_face // limits.skim_stretch_windows)
     return [(int(s), int(s) + length) for s in chosen]
 
 
@@ -157,7 +179,7 @@ def _scan(data: bytes, cfg: PreprocessConfig) -> tuple[VideoScan, AudioFeatures]
         return scan, read_audio(data, scan.timeline, cfg)
     _check_length(timeline.n_frames, cfg)
     audio = read_audio(data, timeline, cfg)
-    spans = tuple(skim_spans(timeline.n_frames, audio.speech, cfg))
+    spans = tuple(skim_spans(timeline.n_frames, audio.speech, survey_faces(data, timeline, cfg), cfg))
     faces = _find_faces(iter_span_frames(data, cfg, timeline, list(spans)), cfg)
     return VideoScan(timeline.n_frames, timeline.origin_s, faces, spans), audio
 
@@ -275,21 +297,26 @@ def face_windows(track: FaceTrack, cfg: PreprocessConfig, spans: tuple[Span, ...
     return np.concatenate(starts)
 
 
-def spread(starts: np.ndarray, voiced: np.ndarray, cap: int) -> np.ndarray:
-    """At most ``cap`` of ``starts`` (sorted), voiced ones first, each group spread evenly over the video."""
+def spread(starts: np.ndarray, rank: np.ndarray, cap: int) -> np.ndarray:
+    """At most ``cap`` of ``starts`` (sorted): rank 0 first, then rank 1, ..., each group spread evenly over the video."""
     if len(starts) <= cap:
         return starts
-    chosen = []
-    for group, room in ((np.flatnonzero(voiced), cap), (np.flatnonzero(~voiced), cap - min(cap, voiced.sum()))):
-        if room > 0 and group.size:
-            chosen.append(group[np.unique(np.linspace(0, group.size - 1, min(room, group.size)).round().astype(int))])
+    chosen, room = [], cap
+    for r in np.unique(rank):
+        group = np.flatnonzero(rank == r)
+        take = min(room, group.size)
+        chosen.append(group[np.linspace(0, group.size - 1, take).round().astype(int)])
+        room -= take
+        if not room:
+            break
     return np.sort(starts[np.concatenate(chosen)])
 
 
 def sample_windows(starts: np.ndarray, speech: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     """At most ``max_windows_per_face`` of ``starts``, voiced windows first (``spread``): past the cap,
     the windows scored stop growing with duration."""
-    return spread(starts, speech >= cfg.speech.min_window_fraction, cfg.limits.max_windows_per_face)
+    voiced = speech >= cfg.speech.min_window_fraction
+    return spread(starts, (~voiced).astype(int), cfg.limits.max_windows_per_face)
 
 
 @dataclass(frozen=True)

@@ -75,11 +75,30 @@ def test_long_videos_are_skimmed_in_the_same_stretches_whatever_their_length() -
         n = minutes * 60 * CFG.timeline.fps
         speech = np.zeros(n, bool)
         speech[n // 2 :] = True  # silence, then speech
-        spans = skim_spans(n, speech, CFG)
+        spans = skim_spans(n, speech, {}, CFG)
         assert len(spans) == limits.max_windows_per_face // limits.skim_stretch_windows
         assert all(k1 - k0 == length for k0, k1 in spans) and all(b[0] >= a[1] for a, b in zip(spans[:-1], spans[1:], strict=True))
         assert all(speech[k0:k1].all() for k0, k1 in spans)  # only voiced stretches when there are enough
         assert spans[0][0] == n // 2 and spans[-1][1] > n - length  # spread over the voiced half
+    # A face only in the second half (surveyed every 10 s) outranks speech without a face in the first.
+    n = 10 * 60 * CFG.timeline.fps
+    spans = skim_spans(n, np.ones(n, bool), {k: k >= n // 2 for k in range(0, n, 250)}, CFG)
+    assert all(k0 >= n // 2 - length // 2 for k0, _ in spans) and spans[-1][1] > n - length
+
+
+def test_stretches_go_where_the_survey_saw_a_face(sentence_audio: np.ndarray) -> None:
+    """A 30-s video (skimmed at a cap of 10 windows: 2 stretches) with speech throughout and the face
+    only in its last 10 s: both stretches, and so all 10 windows, land where the face is."""
+    cfg = replace(CFG, limits=replace(CFG.limits, max_windows_per_face=10))
+    frames = scenes.talking_video(sentence_audio)
+    n = 30 * CFG.timeline.fps
+    repeats = -(-n // len(frames))
+    video_frames = np.concatenate([frames] * repeats)[:n]
+    video_frames[: n - 10 * CFG.timeline.fps] = 128
+    sound = np.tile(sentence_audio[: len(frames) * CFG.samples_per_frame], repeats)[: n * CFG.samples_per_frame]
+    video = preprocess_video(scenes.mp4(video_frames, sound), cfg)
+    assert video.sampled and len(video.window_start) == 10
+    assert video.window_start.min() >= n - 10 * CFG.timeline.fps
 
 
 def test_a_long_video_is_decoded_only_in_its_stretches() -> None:
