@@ -7,9 +7,9 @@ windows of crops. The first pass also gives the timeline's origin, on which the 
 whole) is placed.
 
 A video with more windows than that is skimmed: its ends are probed for the timeline, the audio is
-read, and both passes decode only a few stretches, chosen where there is speech and spread over the
-video, seeking to each (``skim_spans``). Past the cap, the face models and the decoding cost the same
-for any length; only the audio grows with it.
+read, a few keyframes are surveyed for faces, and both passes decode only a few stretches, chosen
+where a face and speech are and spread over the video, seeking to each (``skim_spans``). Past the
+cap, the face models and the decoding cost the same for any length; only the audio grows with it.
 """
 
 from __future__ import annotations
