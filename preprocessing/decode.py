@@ -388,4 +388,4 @@ def iter_keyframes(data: bytes, cfg: PreprocessConfig, timeline: Timeline, targe
             container.seek(position, stream=stream, backward=True, any_frame=False)
             time_s, frame = next(_checked_frames(container, stream, cfg.limits), (None, None))
             if frame is not None:
-                yield min(timeline.n_frames - 1, max(0, math.ceil((time_s - timeline.origin_s) * fps - _EPS_S))), frame
+                yield min(timeline.n_frames - 1, max(0, math.ceil((time_s - timeline.origin_s - _EPS_S) * fps))), frame
