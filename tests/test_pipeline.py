@@ -101,6 +101,19 @@ def test_stretches_go_where_the_survey_saw_a_face(sentence_audio: np.ndarray) ->
     assert video.window_start.min() >= n - 10 * CFG.timeline.fps
 
 
+def test_two_faces_are_each_followed_across_the_stretches(sentence_audio: np.ndarray) -> None:
+    """Side by side for 30 s, skimmed at a cap of 10 windows: two tracks over the whole video, 10 windows each."""
+    cfg = replace(CFG, limits=replace(CFG.limits, max_windows_per_face=10))
+    n = scenes.n_frames(sentence_audio, CFG.timeline.fps)
+    track = scenes.track_for(sentence_audio, CFG.timeline.fps, n)
+    frames = scenes.render_scene([track, track], ["grace_hopper", "astronaut"], CFG.timeline.fps)
+    total, repeats = 30 * CFG.timeline.fps, -(-30 * CFG.timeline.fps // n)
+    sound = np.tile(sentence_audio[: n * CFG.samples_per_frame], repeats)[: total * CFG.samples_per_frame]
+    video = preprocess_video(scenes.mp4(np.concatenate([frames] * repeats)[:total], sound), cfg)
+    assert video.sampled and [(t.first, t.last) for t in video.tracks] == [(0, total - 1)] * 2
+    assert np.bincount(video.window_track).tolist() == [10, 10]
+
+
 def test_a_long_video_is_decoded_only_in_its_stretches() -> None:
     """A 150-s talking face: faces looked for, windows scored and lips measured in the stretches only,
     one face followed from stretch to stretch, and the cap's 60 windows all scored."""
