@@ -118,12 +118,18 @@ def scan_faces(data: bytes, cfg: PreprocessConfig) -> VideoScan:
 
 def _find_faces(frames: Iterator[tuple[int, av.VideoFrame]], cfg: PreprocessConfig) -> dict[int, list[Detection]]:
     """The faces on every ``detect_every``-th timeline frame of ``frames`` (keyframes without one left out)."""
+    return {k: faces for k, faces in _faces_on(frames, cfg, cfg.faces.detect_every).items() if faces}
+
+
+def _faces_on(frames: Iterator[tuple[int, av.VideoFrame]], cfg: PreprocessConfig, every: int = 1) -> dict[int, list[Detection]]:
+    """The faces on every ``every``-th timeline frame of ``frames`` (an empty list: none), found on the
+    worker threads while the next frames decode."""
     found: dict[int, list[Detection]] = {}
     with _InBackground(found.__setitem__) as detections:
         for k, frame in frames:
-            if k % cfg.faces.detect_every == 0:
+            if k % every == 0:
                 detections.submit(k, detect_faces, *to_small(frame, cfg.faces.detect_width), cfg)
-    return {k: faces for k, faces in found.items() if faces}
+    return found
 
 
 SURVEY_FRAMES = 48  # keyframes of a long video looked at for faces before its stretches are chosen
@@ -133,11 +139,7 @@ def survey_faces(data: bytes, timeline: Timeline, cfg: PreprocessConfig) -> dict
     """Whether a face (with lips) is on ``SURVEY_FRAMES`` keyframes spread evenly over a long video,
     each decoded alone: where the stretches worth decoding are, for a fixed cost whatever the length."""
     targets = ((np.arange(SURVEY_FRAMES) + 0.5) * timeline.n_frames / SURVEY_FRAMES).astype(int)
-    found: dict[int, list[Detection]] = {}
-    with _InBackground(found.__setitem__) as detections:
-        for k, frame in iter_keyframes(data, cfg, timeline, targets.tolist()):
-            detections.submit(k, detect_faces, *to_small(frame, cfg.faces.detect_width), cfg)
-    return {k: bool(faces) for k, faces in found.items()}
+    return {k: bool(faces) for k, faces in _faces_on(iter_keyframes(data, cfg, timeline, targets.tolist()), cfg).items()}
 
 
 def skim_spans(n_frames: int, speech: np.ndarray, faces: dict[int, bool], cfg: PreprocessConfig) -> list[Span]:
