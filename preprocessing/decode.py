@@ -19,6 +19,7 @@ placed, and a wall-clock budget (``wall_clock_budget``) on every decoded frame.
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import threading
 import time
@@ -225,11 +226,11 @@ def probe_timeline(data: bytes, cfg: PreprocessConfig) -> Timeline | None:
         origin = next(_checked_frames(container, stream, cfg.limits), (None, None))[0]
         if origin is None:
             raise MediaError("the video stream has no decodable frames")
-        lead = _seek(container, stream, origin + declared - SEEK_TAIL_S, cfg.limits)
-        if lead is None or lead > MAX_SEEK_LEAD_S:
+        landed = _seek(container, stream, origin + declared - SEEK_TAIL_S, cfg.limits)
+        if landed is None or landed[0] > MAX_SEEK_LEAD_S:
             return None
         shortest_gap, last = np.inf, origin
-        for time_s, _ in _checked_frames(container, stream, cfg.limits):
+        for time_s, _ in landed[1]:
             if time_s - last > _EPS_S:
                 shortest_gap = min(shortest_gap, time_s - last)
             last = max(last, time_s)
@@ -241,19 +242,19 @@ def _declared_video_seconds(stream: av.video.stream.VideoStream) -> float | None
 
 
 def _seek(container: av.container.InputContainer, stream: av.video.stream.VideoStream, target_s: float,
-          limits: LimitsConfig) -> float | None:
-    """Put the decoder on a keyframe at or before ``target_s`` (container clock); how far before it, or None.
+          limits: LimitsConfig) -> tuple[float, Iterator[tuple[float, av.VideoFrame]]] | None:
+    """The decoder put on a keyframe at or before ``target_s`` (container clock): how far before it,
+    and the frames from there (the first one included); None if no try lands at or before it.
 
     The first frame out of the decoder is checked, and the seek repeated further back if it is
     late: demuxers seek to the nearest index entry, which is not always at or before the target.
     """
     for lead_s in (0.0, SEEK_TAIL_S, MAX_SEEK_LEAD_S):
-        position = int(max(0.0, target_s - lead_s) / stream.time_base)
-        container.seek(position, stream=stream, backward=True, any_frame=False)
-        first = next(_checked_frames(container, stream, limits), (None, None))[0]
-        if first is not None and first <= target_s + _EPS_S:
-            container.seek(position, stream=stream, backward=True, any_frame=False)  # that first frame is needed
-            return target_s - first
+        container.seek(int(max(0.0, target_s - lead_s) / stream.time_base), stream=stream, backward=True, any_frame=False)
+        frames = _checked_frames(container, stream, limits)
+        first = next(frames, None)
+        if first is not None and first[0] <= target_s + _EPS_S:
+            return target_s - first[0], itertools.chain([first], frames)
     return None
 
 
@@ -268,10 +269,11 @@ def iter_span_frames(data: bytes, cfg: PreprocessConfig, timeline: Timeline,
     with _open(data, cfg) as container:
         stream = _video_stream(container)
         for k0, k1 in spans:
-            if _seek(container, stream, timeline.origin_s + k0 / fps, cfg.limits) is None:
-                container.seek(0, stream=stream, backward=True, any_frame=False)  # from the start: slow, never wrong
+            landed = _seek(container, stream, timeline.origin_s + k0 / fps, cfg.limits)
+            if landed is None:  # from the start: slow, never wrong
+                container.seek(0, stream=stream, backward=True, any_frame=False)
             k, previous = k0, None
-            for time_s, frame in _checked_frames(container, stream, cfg.limits):
+            for time_s, frame in landed[1] if landed else _checked_frames(container, stream, cfg.limits):
                 while k < k1 and k / fps < time_s - timeline.origin_s - _EPS_S:
                     yield k, previous
                     k += 1
