@@ -9,6 +9,10 @@ clips teach the model what a real mouth in sync looks like; their shifted and re
 fakes. Only training-role material is used (``sources.py``): no validation speaker appears.
 
     python -m sync_defense.realdata.rewrite --training build/realdata/training --corpus build/corpus --clips 150
+
+Clip ``i`` is the same whatever the run (its random stream is seeded by its index), so clips from
+``--first 360`` on, which ``make train`` does not make, are real mouths the checkpoint never saw:
+``--split val`` writes them as a held-out corpus for ``training.evaluate`` and ``training.calibrate``.
 """
 
 from __future__ import annotations
@@ -107,7 +111,7 @@ def _frames(source: Source, start: int, indices: np.ndarray) -> np.ndarray:
     return np.stack([pixels[i] for i in indices])
 
 
-def make_clip(index: int, sources: list[Source], utterances: list[np.ndarray], seed: int) -> tuple[bytes, dict]:
+def make_clip(index: int, sources: list[Source], utterances: list[np.ndarray], seed: int, split: str = "train") -> tuple[bytes, dict]:
     """One rewritten clip and its manifest record (the rendered corpus's fields)."""
     rng = np.random.default_rng([seed, INDEX_BASE + index])
     kind = str(rng.choice(list(KINDS), p=list(KINDS.values())))
@@ -128,7 +132,7 @@ def make_clip(index: int, sources: list[Source], utterances: list[np.ndarray], s
     elif kind == "rewrite_other":
         audio = _speech(utterances, seconds, rng)
     record = {
-        "index": INDEX_BASE + index, "split": "train", "kind": kind, "label": int(kind != "rewrite_real"),
+        "index": INDEX_BASE + index, "split": split, "kind": kind, "label": int(kind != "rewrite_real"),
         "voice": "real", "text": "", "face": f"rewrite:{source.name}", "fps": float(FPS), "variable_frame_rate": False,
         "width": int(frames.shape[2]), "height": int(frames.shape[1]), "offset_s": offset_s,
         "fake_periods": [[0.0, seconds]] if kind != "rewrite_real" else [], "duration_s": round(n / FPS, 3),
@@ -151,7 +155,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--training", type=Path, default=Path("build/realdata/training"))
     parser.add_argument("--corpus", type=Path, default=Path("build/corpus"))
-    parser.add_argument("--clips", type=int, default=150)
+    parser.add_argument("--clips", type=int, default=150, help="how many clips, from --first on")
+    parser.add_argument("--first", type=int, default=0, help="index of the first clip")
+    parser.add_argument("--split", choices=("train", "val"), default="train")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     sources, utterances = load_material(args.training)
@@ -160,10 +166,10 @@ def main() -> None:
     (args.corpus / "mp4").mkdir(parents=True, exist_ok=True)
     (args.corpus / "features").mkdir(parents=True, exist_ok=True)
     with manifest.open("a") as rows:
-        for i in tqdm(range(args.clips), desc="rewritten clips"):
+        for i in tqdm(range(args.first, args.first + args.clips), desc="rewritten clips"):
             if INDEX_BASE + i in done:
                 continue
-            data, record = make_clip(i, sources, utterances, args.seed)
+            data, record = make_clip(i, sources, utterances, args.seed, args.split)
             stem = f"rewrite_{i:05d}"
             (args.corpus / "mp4" / f"{stem}.mp4").write_bytes(data)
             record.update(mp4=f"mp4/{stem}.mp4", features=None)
