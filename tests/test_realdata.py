@@ -238,6 +238,12 @@ def test_the_table_shows_both_tests_of_the_deciding_face() -> None:
     table = score.markdown(rows, score.summarise(rows), "localhost:8001")
     assert "| lip_sync | 0.905 (13, 0.31) | shifted (-7, 0.59 / 0.51) | 10 |" in table
     assert "| - | - | - | - |" in table  # the refused file
+    assert "genuine [0.3, 0.3, 0.3], fakes None" in table  # the lip test at the uploaded alignment
+
+
+def test_quantiles_skip_faces_without_lips() -> None:
+    assert score.quantiles([0.8, None, 0.6]) == [0.62, 0.7, 0.78]
+    assert score.quantiles([None]) is None and score.lips_at_upload(None) is None
 
 
 def test_rewrite_follows_the_speech_with_real_frames_in_order_where_they_fit() -> None:

@@ -6,7 +6,6 @@ import csv
 import json
 from dataclasses import replace
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,7 +14,7 @@ import torch
 from sync_defense.synthetic.corpus.clips import FAKE_KINDS, VALIDATION_VARIANTS, make_clip, split_faces
 from sync_defense.synthetic.corpus.generate import generate
 from sync_defense.training.datasets import prepare
-from sync_defense.training.evaluate import Metrics, evaluate, lip_sync_at_upload, shift_sweep
+from sync_defense.training.evaluate import Metrics, evaluate, shift_sweep
 from sync_defense.training.train import TrainConfig, WindowSampler, predict, train
 from sync_defense.training.windows import load_corpus, manipulated_share, served_windows, window_label
 
@@ -102,16 +101,6 @@ def test_metrics_on_known_scores() -> None:
     m = Metrics.of(np.array([0, 0, 1, 1]), np.array([0.1, 0.6, 0.7, 0.9]))
     assert (m.accuracy, m.precision, m.recall, m.roc_auc) == (0.75, 0.6667, 1.0, 1.0)
 
-
-def test_lip_sync_at_upload_is_read_from_the_deciding_face_genuine_and_fake_apart() -> None:
-    def answer(at_zero: float | None, track: int = 1) -> SimpleNamespace:
-        lips = None if at_zero is None else SimpleNamespace(at_zero=at_zero)
-        return SimpleNamespace(deciding_face=SimpleNamespace(track_id=track, lip_sync=lips))
-
-    answers = [answer(0.8), answer(0.6), answer(None), answer(0.1), SimpleNamespace(deciding_face=None)]
-    quantiles = lip_sync_at_upload(answers, np.array([0, 0, 0, 1, 1]))
-    assert quantiles["genuine"] == [0.62, 0.7, 0.78] and quantiles["fake"] == [0.1, 0.1, 0.1]
-    assert lip_sync_at_upload(answers[:1], np.array([0]))["fake"] is None
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,8 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
+
 from sync_defense.contract import FaceReport
 
 from .compose import validate_manifest
@@ -30,8 +32,22 @@ def row(entry: dict, answer: dict | None, error: str | None = None, face: FaceRe
         "confidence": answer.get("confidence"), "offset_frames": offset, "expected_offset_frames": expected,
         "offset_error": None if offset is None or expected is None else round(offset - expected, 3),
         "faces": len(answer.get("faces", [])), "evidence": face.evidence if face else None, **_tests_of(face),
+        "lips_at_zero": lips_at_upload(face),
         "latency_ms": answer.get("latency_ms"), "error": error, "answer": answer or None,
     }
+
+
+def lips_at_upload(face: FaceReport | None) -> float | None:
+    """The lip test's correlation with the audio as uploaded (None: no lips measured)."""
+    return face.lip_sync.at_zero if face is not None and face.lip_sync is not None else None
+
+
+def quantiles(values: list[float | None]) -> list[float] | None:
+    """10th, 50th and 90th percentiles of the values that exist (None: none do)."""
+    present = sorted(v for v in values if v is not None)
+    if not present:
+        return None
+    return [round(float(np.percentile(present, q)), 3) for q in (10, 50, 90)]
 
 
 def _shares(rows: list[dict]) -> dict:
@@ -68,6 +84,8 @@ def summarise(rows: list[dict]) -> dict:
     return {
         "genuine": g, "fakes": f, "offset": offsets,
         "roc_auc": roc_auc(scored_g, scored_f), "auc_counts": {"genuine": len(scored_g), "fake": len(scored_f)},
+        "lips_at_zero": {"genuine": quantiles([r["lips_at_zero"] for r in genuine]),
+                         "fakes": quantiles([r["lips_at_zero"] for r in fakes])},
         "targets": {
             "no_genuine_called_fake": g["n"] > 0 and g["fake"] == 0,
             "genuine_real_at_least_80pct": g["n"] > 0 and g["real"] >= 0.8,
@@ -105,6 +123,8 @@ def markdown(rows: list[dict], summary: dict, url: str) -> str:
         f"shifted {_fmt(o['shifted_within'], '.0%')}",
         f"- ROC-AUC of fake_probability: {_fmt(summary['roc_auc'], '.3f')} "
         f"({summary['auc_counts']['genuine']} genuine, {summary['auc_counts']['fake']} fakes with a probability)",
+        f"- The lip test's correlation at the uploaded alignment, 10/50/90%: genuine {summary['lips_at_zero']['genuine']}, "
+        f"fakes {summary['lips_at_zero']['fakes']}",
         "- Targets: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in summary["targets"].items()), "",
         "`model`: the learned model's probability (its best audio shift, its self-test); `lips`: the lip-sync test's "
         "verdict (lag, correlation peak / this upload's chance peak); both for the deciding face.", "",

@@ -23,6 +23,7 @@ from sync_defense.inference.decision import DecisionConfig, voting_probability
 from sync_defense.model.checkpoint import served_model
 from sync_defense.preprocessing import DEFAULT_CONFIG
 from sync_defense.preprocessing.windows import window_starts
+from sync_defense.realdata.score import lips_at_upload, quantiles
 
 from .train import predict
 from .windows import CorpusClip, EvalWindows, audio_window, load_corpus, served_windows, visual_window, window_speech
@@ -197,19 +198,8 @@ def served_verdicts(answers: list, labels: np.ndarray) -> dict:
             "accuracy_of_decided": round(float(np.mean(correct[decided])), 4) if decided.any() else None,
             "accuracy_all_videos": round(float(np.mean(decided & correct)), 4),
             "deciding_evidence": {e: evidence.count(e) for e in sorted(set(evidence))},
-            "lip_sync_at_upload": lip_sync_at_upload(answers, labels)}
-
-
-def lip_sync_at_upload(answers: list, labels: np.ndarray) -> dict:
-    """Quantiles (10/50/90%) of the lip test's correlation at the uploaded alignment, genuine and fake
-    apart: how much the lip opening alone says on this material, to compare with real recordings."""
-    at_zero = np.array([a.deciding_face.lip_sync.at_zero if a.deciding_face and a.deciding_face.lip_sync
-                        and a.deciding_face.lip_sync.at_zero is not None else np.nan for a in answers])
-    out = {}
-    for name, label in (("genuine", 0), ("fake", 1)):
-        values = at_zero[(labels == label) & ~np.isnan(at_zero)]
-        out[name] = [round(float(q), 3) for q in np.percentile(values, (10, 50, 90))] if values.size else None
-    return out
+            "lips_at_zero": {name: quantiles([lips_at_upload(a.deciding_face) for a, y in zip(answers, labels, strict=True) if y == label])
+                             for name, label in (("genuine", 0), ("fakes", 1))}}
 
 
 def main() -> None:
