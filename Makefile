@@ -9,7 +9,7 @@ REPO := model_repository
 SAMPLE := samples/talking_head.mp4
 MODEL_SOURCES := $(wildcard checkpoints/*.pt sync_defense/model/*.py export/*.py preprocessing/*.py)
 
-.PHONY: venv repository up down demo test test-fast perf lint train evaluate realval
+.PHONY: venv repository up down demo test test-fast perf lint train evaluate realval realmouths
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +78,17 @@ realval: repository
 	$(BIN)/python -m devtools.local_triton up --repository $(REPO)
 	$(BIN)/python -m sync_defense.realdata.score --manifest build/realval/manifest.json --url 127.0.0.1:8001 \
 	  --out build/realval/report; status=$$?; $(BIN)/python -m devtools.local_triton down; exit $$status
+
+# Real mouths the checkpoint never saw (Video Rewrite clips 360-599 of the training speakers, which `make train`
+# does not make) through the served ensemble, and the thresholds `calibrate` would fit on them.
+realmouths: repository
+	$(BIN)/python -m sync_defense.realdata.build --out build/realval --training-out build/realdata/training
+	$(BIN)/python -m sync_defense.realdata.rewrite --training build/realdata/training --corpus build/rewrite-heldout \
+	  --first 360 --clips 240 --split val
+	$(BIN)/python -m sync_defense.training.calibrate --corpus build/rewrite-heldout --out build/eval-rewrite/calibration.json
+	$(BIN)/python -m devtools.local_triton up --repository $(REPO)
+	$(BIN)/python -m sync_defense.training.evaluate --corpus build/rewrite-heldout --out build/eval-rewrite \
+	  --triton 127.0.0.1:8001; status=$$?; $(BIN)/python -m devtools.local_triton down; exit $$status
 
 # The held-out report in PyTorch and through the served ensemble.
 evaluate: repository

@@ -6,6 +6,7 @@ import csv
 import json
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ import torch
 from sync_defense.synthetic.corpus.clips import FAKE_KINDS, VALIDATION_VARIANTS, make_clip, split_faces
 from sync_defense.synthetic.corpus.generate import generate
 from sync_defense.training.datasets import prepare
-from sync_defense.training.evaluate import Metrics, evaluate, shift_sweep
+from sync_defense.training.evaluate import Metrics, evaluate, served_verdicts, shift_sweep
 from sync_defense.training.train import TrainConfig, WindowSampler, predict, train
 from sync_defense.training.windows import load_corpus, manipulated_share, served_windows, window_label
 
@@ -100,6 +101,18 @@ def test_fine_tuning_starts_from_the_given_weights_with_a_fresh_run(corpus: Path
 def test_metrics_on_known_scores() -> None:
     m = Metrics.of(np.array([0, 0, 1, 1]), np.array([0.1, 0.6, 0.7, 0.9]))
     assert (m.accuracy, m.precision, m.recall, m.roc_auc) == (0.75, 0.6667, 1.0, 1.0)
+
+
+def test_served_verdicts_count_genuine_and_fakes_apart() -> None:
+    lips = SimpleNamespace(lip_sync=SimpleNamespace(at_zero=0.5), evidence="lip_sync")
+    answers = [SimpleNamespace(verdict=v, deciding_face=f) for v, f in
+               (("real", lips), ("fake", None), ("uncertain", None), ("fake", None), ("no_face", None))]
+    report = served_verdicts(answers, np.array([0, 0, 1, 1, 1]))
+    assert report["verdicts"]["genuine"] == {"fake": 1, "no_face": 0, "real": 1, "uncertain": 0}
+    assert report["verdicts"]["fakes"] == {"fake": 1, "no_face": 1, "real": 0, "uncertain": 1}
+    assert (report["wrong"], report["uncertain"], report["no_face_or_no_speech"]) == (1, 1, 1)
+    assert report["lips_at_zero"] == {"genuine": [0.5, 0.5, 0.5], "fakes": None}
+    assert report["deciding_evidence"] == {"lip_sync": 1, "none": 4}
 
 
 

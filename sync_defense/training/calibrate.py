@@ -88,6 +88,7 @@ def main() -> None:
     report = {"rule": {k: v for k, v in asdict(rule).items() if k in ("segment_windows", "min_speech_fraction")},
               "error_cost": ERROR_COST, "real_threshold": lo, "fake_threshold": hi,
               "fitted_on": "held-out videos of the first half of the held-out faces (face_fold 0)", "rules_compared": rules}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
 

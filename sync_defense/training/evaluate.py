@@ -198,6 +198,8 @@ def served_verdicts(answers: list, labels: np.ndarray) -> dict:
             "accuracy_of_decided": round(float(np.mean(correct[decided])), 4) if decided.any() else None,
             "accuracy_all_videos": round(float(np.mean(decided & correct)), 4),
             "deciding_evidence": {e: evidence.count(e) for e in sorted(set(evidence))},
+            "verdicts": {name: {v: int(np.sum(verdicts[labels == label] == v)) for v in sorted(set(verdicts))}
+                         for name, label in (("genuine", 0), ("fakes", 1))},
             "lips_at_zero": {name: quantiles([lips_at_upload(a.deciding_face) for a, y in zip(answers, labels, strict=True) if y == label])
                              for name, label in (("genuine", 0), ("fakes", 1))}}
 
