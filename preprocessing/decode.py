@@ -200,6 +200,7 @@ SEEK_TAIL_S = 3.0  # the end of the video is found by decoding from a keyframe t
 # where it started: after a seek, frames came out half a frame off (one timeline frame held wrongly).
 SEEKABLE_FORMATS = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi"})
 MAX_SEEK_LEAD_S = 20.0  # a seek landing further before its target (sparse keyframes) is not worth it: decode it all
+SEEK_CHECKS = (0.0, 0.25, 0.5, 0.75)  # where in the video (share of its length) seeking is tried before it is trusted
 
 
 @dataclass(frozen=True)
@@ -214,8 +215,9 @@ def probe_timeline(data: bytes, cfg: PreprocessConfig) -> Timeline | None:
     """The timeline from its first frame and its last few seconds only, for a long video that is skimmed.
 
     None where seeking cannot be trusted to land on a full decode's frames or to skip anything: a
-    container outside ``SEEKABLE_FORMATS``, a video stream that declares no duration, or keyframes
-    more than ``MAX_SEEK_LEAD_S`` apart. The last frame is held for the tail's shortest frame interval
+    container outside ``SEEKABLE_FORMATS``, a video stream that declares no duration, a seek the file
+    refuses, or keyframes more than ``MAX_SEEK_LEAD_S`` apart at the start, a quarter, half and three
+    quarters of the way (``SEEK_CHECKS``) or at the end. The last frame is held for the tail's shortest frame interval
     (``iter_timeline_frames`` takes the whole video's: the same at a constant rate).
     """
     with _open(data, cfg) as container:
@@ -226,14 +228,18 @@ def probe_timeline(data: bytes, cfg: PreprocessConfig) -> Timeline | None:
         origin = next(_checked_frames(container, stream, cfg.limits), (None, None))[0]
         if origin is None:
             raise MediaError("the video stream has no decodable frames")
+        for fraction in SEEK_CHECKS:  # seeks that cannot land, or land far back, make skimming cost more than a full decode
+            checked = _seek(container, stream, origin + fraction * declared, cfg.limits)
+            if checked is None or checked[0] > MAX_SEEK_LEAD_S:
+                return None
         landed = _seek(container, stream, origin + declared - SEEK_TAIL_S, cfg.limits)
         if landed is None or landed[0] > MAX_SEEK_LEAD_S:
             return None
-        shortest_gap, last = np.inf, origin
-        for time_s, _ in landed[1]:
-            if time_s - last > _EPS_S:
+        shortest_gap, last = np.inf, None
+        for time_s, _ in landed[1]:  # gaps between the tail's own frames (one frame alone: the nominal interval)
+            if last is not None and time_s - last > _EPS_S:
                 shortest_gap = min(shortest_gap, time_s - last)
-            last = max(last, time_s)
+            last = time_s if last is None else max(last, time_s)
     return Timeline(origin, _frames_before(last - origin + _frame_step(shortest_gap, cfg), cfg))
 
 
@@ -250,12 +256,23 @@ def _seek(container: av.container.InputContainer, stream: av.video.stream.VideoS
     late: demuxers seek to the nearest index entry, which is not always at or before the target.
     """
     for lead_s in (0.0, SEEK_TAIL_S, MAX_SEEK_LEAD_S):
-        container.seek(int(max(0.0, target_s - lead_s) / stream.time_base), stream=stream, backward=True, any_frame=False)
+        if not _seek_to(container, stream, max(0.0, target_s - lead_s)):
+            continue
         frames = _checked_frames(container, stream, limits)
         first = next(frames, None)
         if first is not None and first[0] <= target_s + _EPS_S:
             return target_s - first[0], itertools.chain([first], frames)
     return None
+
+
+def _seek_to(container: av.container.InputContainer, stream: av.video.stream.VideoStream, target_s: float) -> bool:
+    """Put the demuxer on the keyframe at or before ``target_s``; False where the file refuses (a broken
+    or missing index: libavformat answers EPERM before the first keyframe it knows of)."""
+    try:
+        container.seek(int(target_s / stream.time_base), stream=stream, backward=True, any_frame=False)
+    except av.error.FFmpegError:
+        return False
+    return True
 
 
 def iter_span_frames(data: bytes, cfg: PreprocessConfig, timeline: Timeline,
@@ -270,8 +287,8 @@ def iter_span_frames(data: bytes, cfg: PreprocessConfig, timeline: Timeline,
         stream = _video_stream(container)
         for k0, k1 in spans:
             landed = _seek(container, stream, timeline.origin_s + k0 / fps, cfg.limits)
-            if landed is None:  # from the start: slow, never wrong
-                container.seek(0, stream=stream, backward=True, any_frame=False)
+            if landed is None and not _seek_to(container, stream, 0.0):  # else from the start: slow, never wrong
+                raise MediaError("the video stream cannot be read back from its start (a broken index)")
             k, previous = k0, None
             for time_s, frame in landed[1] if landed else _checked_frames(container, stream, cfg.limits):
                 while k < k1 and k / fps < time_s - timeline.origin_s - _EPS_S:
@@ -386,8 +403,8 @@ def iter_keyframes(data: bytes, cfg: PreprocessConfig, timeline: Timeline, targe
     with _open(data, cfg) as container:
         stream = _video_stream(container)
         for target in targets:
-            position = int((timeline.origin_s + target / fps) / stream.time_base)
-            container.seek(position, stream=stream, backward=True, any_frame=False)
+            if not _seek_to(container, stream, timeline.origin_s + target / fps):
+                continue  # one look fewer
             time_s, frame = next(_checked_frames(container, stream, cfg.limits), (None, None))
             if frame is not None:
                 yield min(timeline.n_frames - 1, max(0, math.ceil((time_s - timeline.origin_s - _EPS_S) * fps))), frame

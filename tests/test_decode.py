@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+from collections.abc import Callable
 from fractions import Fraction
 
 import av
@@ -186,15 +188,28 @@ def moving_pattern(n: int) -> np.ndarray:
     return frames
 
 
-def encode_video(frames: np.ndarray, container_format: str, codec: str) -> bytes:
-    """A video-only file at 25 fps in another container and codec than ``encode_mp4``'s."""
+def encode_video(frames: np.ndarray, container_format: str, codec: str, options: dict[str, str] | None = None,
+                 keyframes: tuple[int, ...] = (), audio_s: float = 0.0) -> bytes:
+    """A file at 25 fps in another container and codec than ``encode_mp4``'s: the encoder's ``options``,
+    ``keyframes`` forced as I-frames, and ``audio_s`` seconds of quiet sound (0: video only)."""
     buffer = io.BytesIO()
     with av.open(buffer, "w", format=container_format) as container:
-        stream = container.add_stream(codec, rate=25)
+        stream = container.add_stream(codec, rate=25, options=options or {})
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        for rgb in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        sound = container.add_stream("aac", rate=SR, layout="mono") if audio_s else None
+        for i, rgb in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            if i in keyframes:
+                frame.pict_type = av.video.frame.PictureType.I
+            container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
+        if sound is not None:
+            samples = np.full((1, int(audio_s * SR)), 0.01, np.float32)
+            for at in range(0, samples.shape[1], 1024):
+                chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, at : at + 1024]), format="flt", layout="mono")
+                chunk.sample_rate, chunk.pts = SR, at
+                container.mux(sound.encode(chunk))
+            container.mux(sound.encode(None))
     return buffer.getvalue()
 
 
@@ -228,3 +243,47 @@ def test_skimming_lands_on_the_same_frames_in_every_container_users_send(contain
 def test_a_program_stream_is_decoded_whole_not_skimmed() -> None:
     """MPEG-PS frames came out half a frame off after a seek (``SEEKABLE_FORMATS``): such files are not skimmed."""
     assert probe_timeline(encode_video(moving_pattern(2000), "mpeg", "mpeg2video"), DEFAULT_CONFIG) is None
+
+
+def test_a_tail_of_one_frame_holds_it_one_frame_interval() -> None:
+    """Every frame a keyframe and the sound 5 s longer (the end the container declares): the tail seek lands
+    on the last frame alone, which is held one frame interval, not from the first frame to it."""
+    data = encode_video(moving_pattern(500), "matroska", "libx264", {"g": "1"}, audio_s=25.0)
+    timeline = probe_timeline(data, DEFAULT_CONFIG)
+    assert timeline is not None and timeline.n_frames == sum(1 for _ in iter_timeline_frames(data, DEFAULT_CONFIG)) == 500
+
+
+def test_sparse_keyframes_are_decoded_whole_not_skimmed() -> None:
+    """Keyframes only at the start and near the end: every seek in between would decode from the start."""
+    pattern = moving_pattern(1500)
+    data = encode_video(pattern, "mp4", "libx264", {"x264-params": "keyint=infinite:scenecut=0"}, keyframes=(1400,))
+    assert probe_timeline(data, DEFAULT_CONFIG) is None
+    assert probe_timeline(encode_video(pattern, "mp4", "libx264", {"g": "250"}), DEFAULT_CONFIG) is not None
+
+
+def _mp4_boxes(data: bytes, edit: Callable[[tuple[bytes, ...], bytes], bytes], path: tuple[bytes, ...] = ()) -> bytes:
+    """``data``'s ISO-BMFF boxes rebuilt with ``edit(path, body)`` applied to every leaf box."""
+    out, at = b"", 0
+    while at < len(data):
+        size, kind = struct.unpack(">I4s", data[at : at + 8])
+        body = data[at + 8 : at + size]
+        body = _mp4_boxes(body, edit, (*path, kind)) if kind in (b"moov", b"trak", b"mdia", b"minf", b"stbl") else edit((*path, kind), body)
+        out, at = out + struct.pack(">I4s", len(body) + 8, kind) + body, at + size
+    return out
+
+
+def test_a_file_that_refuses_seeks_is_decoded_whole_not_failed() -> None:
+    """An index whose first keyframe entry is missing: libavformat refuses seeks before the next one
+    (EPERM). Such a file decodes from the start, so it is analysed whole, not answered with an error."""
+    def without_first_keyframe(path: tuple[bytes, ...], body: bytes) -> bytes:
+        if path[-1] != b"stss":
+            return body
+        version, count = struct.unpack(">II", body[:8])
+        return struct.pack(">II", version, count - 1) + body[12 : 8 + 4 * count]
+
+    data = encode_video(moving_pattern(1000), "mp4", "libx264", {"g": "250"})
+    moov = data.index(b"moov") - 4  # written after the media data: rebuilding it moves no sample
+    broken = data[:moov] + _mp4_boxes(data[moov:], without_first_keyframe)
+    assert probe_timeline(data, DEFAULT_CONFIG) is not None
+    assert probe_timeline(broken, DEFAULT_CONFIG) is None
+    assert sum(1 for _ in iter_timeline_frames(broken, DEFAULT_CONFIG)) == 1000
