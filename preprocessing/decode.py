@@ -228,13 +228,12 @@ def probe_timeline(data: bytes, cfg: PreprocessConfig) -> Timeline | None:
         origin = next(_checked_frames(container, stream, cfg.limits), (None, None))[0]
         if origin is None:
             raise MediaError("the video stream has no decodable frames")
-        for fraction in SEEK_CHECKS:  # seeks that cannot land, or land far back, make skimming cost more than a full decode
-            checked = _seek(container, stream, origin + fraction * declared, cfg.limits)
-            if checked is None or checked[0] > MAX_SEEK_LEAD_S:
+        # Seeks that cannot land, or land far back, make skimming cost more than a full decode; the last
+        # one, a few seconds before the declared end, also finds the real end.
+        for target_s in [origin + fraction * declared for fraction in SEEK_CHECKS] + [origin + declared - SEEK_TAIL_S]:
+            landed = _seek(container, stream, target_s, cfg.limits)
+            if landed is None or landed[0] > MAX_SEEK_LEAD_S:
                 return None
-        landed = _seek(container, stream, origin + declared - SEEK_TAIL_S, cfg.limits)
-        if landed is None or landed[0] > MAX_SEEK_LEAD_S:
-            return None
         shortest_gap, last = np.inf, None
         for time_s, _ in landed[1]:  # gaps between the tail's own frames (one frame alone: the nominal interval)
             if last is not None and time_s - last > _EPS_S:

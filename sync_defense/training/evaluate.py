@@ -193,15 +193,15 @@ def served_verdicts(answers: list, labels: np.ndarray) -> dict:
     decided = np.isin(verdicts, ("real", "fake"))
     correct = (verdicts == "fake") == (labels == 1)
     evidence = [a.deciding_face.evidence if a.deciding_face else "none" for a in answers]
+    classes = {"genuine": labels == 0, "fakes": labels == 1}
     return {"videos": len(answers), "uncertain": int(np.sum(verdicts == "uncertain")),
             "no_face_or_no_speech": int(np.sum(~decided & (verdicts != "uncertain"))), "wrong": int(np.sum(decided & ~correct)),
             "accuracy_of_decided": round(float(np.mean(correct[decided])), 4) if decided.any() else None,
             "accuracy_all_videos": round(float(np.mean(decided & correct)), 4),
             "deciding_evidence": {e: evidence.count(e) for e in sorted(set(evidence))},
-            "verdicts": {name: {v: int(np.sum(verdicts[labels == label] == v)) for v in sorted(set(verdicts))}
-                         for name, label in (("genuine", 0), ("fakes", 1))},
-            "lips_at_zero": {name: quantiles([lips_at_upload(a.deciding_face) for a, y in zip(answers, labels, strict=True) if y == label])
-                             for name, label in (("genuine", 0), ("fakes", 1))}}
+            "verdicts": {name: {v: int(np.sum(verdicts[rows] == v)) for v in sorted(set(verdicts))} for name, rows in classes.items()},
+            "lips_at_zero": {name: quantiles([lips_at_upload(a.deciding_face) for a, keep in zip(answers, rows, strict=True) if keep])
+                             for name, rows in classes.items()}}
 
 
 def main() -> None:
