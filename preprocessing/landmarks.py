@@ -190,15 +190,16 @@ def detect_faces(rgb: np.ndarray, min_score: float = 0.5, model: str = "full", t
     return sorted(kept, key=lambda b: -b[2] * b[3])
 
 
-def _mesh(rgb: np.ndarray, cx: float, cy: float, side: float, roll: float) -> np.ndarray | None:
-    """478 landmarks ``(x, y)`` in pixels from the mesh model run on a square ROI, or None (no face there)."""
+def _mesh(rgb: np.ndarray, cx: float, cy: float, side: float, roll: float, refined_lips: bool = True) -> np.ndarray | None:
+    """478 landmarks ``(x, y)`` in pixels (468 without ``refined_lips``) from the mesh model run on a
+    square ROI, or None (no face there)."""
     from mediapipe.framework.formats import rect_pb2
 
     height, width = rgb.shape[:2]
     roi = rect_pb2.NormalizedRect(
         x_center=cx / width, y_center=cy / height, width=side / width, height=side / height, rotation=roll
     )
-    with _graphs(LANDMARK_GRAPH, with_attention=True).lend() as graph:
+    with _graphs(LANDMARK_GRAPH, with_attention=refined_lips).lend() as graph:
         found = graph.process({"image": rgb, "roi": roi}).landmarks
     if found is None:
         return None
@@ -212,9 +213,11 @@ def _roll(points: np.ndarray, pair: tuple[int, int]) -> float:
     return math.atan2(dy, dx)
 
 
-def face_landmarks(rgb: np.ndarray, box: Box) -> np.ndarray | None:
+def face_landmarks(rgb: np.ndarray, box: Box, refined_lips: bool = True) -> np.ndarray | None:
     """The 478-point face mesh ``(478, 2)`` in image pixels for the face in ``box``, or None if the
-    model finds no face there.
+    model finds no face there. ``refined_lips=False`` runs the plain 468-point model instead (20-30%
+    cheaper, but its lips change the lip test's answer on a third of the real faces:
+    ``benchmarks/lip_mesh_choice.py``); the served path never does.
 
     The model runs on a square 1.5x the box. A face rolled by more than 10 degrees is meshed a
     second time on a square rotated with it, around the first mesh's extent taken level, since the
@@ -223,7 +226,7 @@ def face_landmarks(rgb: np.ndarray, box: Box) -> np.ndarray | None:
     """
     rgb = np.ascontiguousarray(rgb)
     x, y, w, h = (float(v) for v in box)
-    points = _mesh(rgb, x + w / 2, y + h / 2, ROI_SCALE * max(w, h), 0.0)
+    points = _mesh(rgb, x + w / 2, y + h / 2, ROI_SCALE * max(w, h), 0.0, refined_lips)
     if points is None:
         return None
     roll = _roll(points, EYE_OUTER_CORNERS)
@@ -232,7 +235,7 @@ def face_landmarks(rgb: np.ndarray, box: Box) -> np.ndarray | None:
         upright = points @ rotation  # the mesh turned level, where its bounding box is the face's
         low, high = upright.min(axis=0), upright.max(axis=0)
         (cx, cy), side = rotation @ ((low + high) / 2), ROI_SCALE * float(np.max(high - low))
-        points = _mesh(rgb, float(cx), float(cy), side, roll)
+        points = _mesh(rgb, float(cx), float(cy), side, roll, refined_lips)
     return points
 
 

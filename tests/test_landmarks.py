@@ -50,6 +50,17 @@ def test_one_face_with_the_mouth_low_and_level(name: str) -> None:
     assert 0.35 * w < side / lm.MOUTH_CROP_FACTOR < 0.75 * w  # a mouth is about half a face wide
 
 
+@pytest.mark.parametrize("name", PHOTOS)
+def test_the_plain_mesh_places_the_same_lips_without_the_refined_points(name: str) -> None:
+    rgb = PHOTOS[name]()
+    box = lm.detect_faces(rgb)[0]
+    refined, plain = lm.face_landmarks(rgb, box), lm.face_landmarks(rgb, box, refined_lips=False)
+    assert refined.shape == (478, 2) and plain.shape == (468, 2)
+    width = np.linalg.norm(refined[lm.LIP_CORNERS[1]] - refined[lm.LIP_CORNERS[0]])
+    corners = list(lm.LIP_CORNERS)
+    assert np.abs(plain[corners] - refined[corners]).max() < 0.1 * width  # the same face, its own lip contour
+
+
 def test_aperture_tells_an_open_smile_from_closed_lips() -> None:
     _, astronaut, _ = mouth(data.astronaut())  # smiling, teeth showing
     _, grace, _ = mouth(grace_hopper())  # lips closed
