@@ -19,12 +19,13 @@ import argparse
 import functools
 import json
 import statistics
-import time
 from pathlib import Path
 from unittest import mock
 
 import numpy as np
 
+from benchmarks.cpu_budget import cpu_s
+from benchmarks.lip_robustness import agreement
 from sync_defense.inference.lipsync import LipSync, lip_sync
 from sync_defense.preprocessing import DEFAULT_CONFIG, landmarks, preprocess_video, warm_up
 from sync_defense.preprocessing.decode import iter_timeline_frames, to_rgb
@@ -41,11 +42,6 @@ def plain_mesh() -> mock._patch:
     return mock.patch.object(landmarks, "face_landmarks", functools.partial(landmarks.face_landmarks, refined_lips=False))
 
 
-def agreement(a: np.ndarray, b: np.ndarray) -> float:
-    both = ~np.isnan(a) & ~np.isnan(b)
-    return float(np.corrcoef(a[both], b[both])[0, 1]) if both.sum() > 2 else float("nan")
-
-
 def mesh_ms(data: bytes, calls: int) -> dict[str, float]:
     """Median CPU milliseconds of one mesh call, refined lips and plain, on the video's first frames
     (the two models called in turn on each frame, so a drift of the machine's speed hits both alike)."""
@@ -54,9 +50,8 @@ def mesh_ms(data: bytes, calls: int) -> dict[str, float]:
     cpu: dict[str, list[float]] = {"refined_lips": [], "plain": []}
     for rgb in frames + frames:  # the first pass also builds the plain model's graphs
         for name in cpu:
-            start = time.process_time()
-            landmarks.face_landmarks(rgb, box, refined_lips=name == "refined_lips")
-            cpu[name].append(time.process_time() - start)
+            mesh = functools.partial(landmarks.face_landmarks, rgb, box, refined_lips=name == "refined_lips")
+            cpu[name].append(cpu_s(mesh))
     return {name: round(1000 * statistics.median(times[len(frames):]), 2) for name, times in cpu.items()}
 
 
@@ -72,7 +67,7 @@ def compare(manifest: Path) -> tuple[list[dict], dict]:
             row = {"case": case["case"], "face": face, "served": f"{a.verdict} {a.lag_frames}", "plain": f"{b.verdict} {b.lag_frames}",
                    "changed": (a.verdict, a.lag_frames) != (b.verdict, b.lag_frames),
                    "gained_evidence": a.verdict == "no_evidence" and b.verdict != "no_evidence",
-                   "opening_r": round(agreement(aperture_a, aperture_b), 3)}
+                   "opening_r": agreement(aperture_a, aperture_b)}
             rows.append(row)
             print(json.dumps(row), flush=True)
     summary = {"faces": len(rows), "changed": sum(r["changed"] for r in rows),

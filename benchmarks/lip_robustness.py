@@ -61,7 +61,8 @@ def _encode(frames: list[np.ndarray], rate: float, scale_x: float, scale_y: floa
     return out.getvalue()
 
 
-def _agreement(reference: np.ndarray, other: np.ndarray) -> float:
+def agreement(reference: np.ndarray, other: np.ndarray) -> float:
+    """Frame-by-frame correlation of two lip openings over the frames both measured (NaN: too few)."""
     n = min(len(reference), len(other))
     a, b = reference[:n], other[:n]
     measured = ~np.isnan(a) & ~np.isnan(b)
@@ -86,8 +87,8 @@ def main() -> None:
         small = 40 / face
         versions = {"squeezed_3_4": (0.75, 1.0, False), "face_60px": (60 / face, 60 / face, False), "face_40px": (small, small, False),
                     "face_40px_squeezed": (0.75 * small, small, False), "face_40px_squeezed_mpeg2": (0.75 * small, small, True)}
-        agreement = {name: _agreement(reference, lip_apertures(_encode(frames, rate, *how))) for name, how in versions.items()}
-        print(json.dumps({"source": item["source"], "face_px": round(face), **agreement}), flush=True)
+        agreements = {name: agreement(reference, lip_apertures(_encode(frames, rate, *how))) for name, how in versions.items()}
+        print(json.dumps({"source": item["source"], "face_px": round(face), **agreements}), flush=True)
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ STEP_QUEUE_POLICY = (f"dynamic_batching {{ default_queue_policy {{ timeout_actio
 # 500 ms after the graph went idle); a second instance usually leaves a slot free, so the batcher is woken at once.
 # Measured before and after with `python -m benchmarks.ab` (README, "Load tests and benchmarks").
 CPU_GRAPH_INSTANCES = 2
+CPU_GRAPH_PARAMETERS = {"intra_op_threads": "1", "allow_spinning": "0"}  # read by serving.onnx_session.cpu_session
 GRAPH_QUEUE = 128  # chunks waiting per graph (an upload sends up to 23): many uploads' worth, never unbounded
 GRAPH_BATCHING = (f"dynamic_batching {{ max_queue_delay_microseconds: {BATCH_DELAY_US} "
                   f"default_queue_policy {{ max_queue_size: {GRAPH_QUEUE} }} }}\n")
@@ -87,8 +88,7 @@ def _graph_step(spec: c.ModelSpec, profile: str) -> str:
     if profile == "cpu":
         return text + GRAPH_BATCHING + (
             f"instance_group [ {{ count: {CPU_GRAPH_INSTANCES} kind: KIND_CPU }} ]\n"
-            'parameters { key: "intra_op_threads" value: { string_value: "1" } }\n'
-            'parameters { key: "allow_spinning" value: { string_value: "0" } }\n'
+            + "".join(f'parameters {{ key: "{k}" value: {{ string_value: "{v}" }} }}\n' for k, v in CPU_GRAPH_PARAMETERS.items())
         )
     return text + (
         f"dynamic_batching {{ preferred_batch_size: [ {_dims(GPU_PREFERRED_BATCHES)} ] "

@@ -261,7 +261,6 @@ def test_rewrite_follows_the_speech_with_real_frames_in_order_where_they_fit() -
     assert np.mean(np.diff(chosen) == 1) > 0.3  # runs of consecutive source frames, not a jumble
 
 
-
 def test_a_rewritten_clip_is_fixed_by_its_index_whatever_the_run() -> None:
     """Clips from ``--first 360`` on are held out only if clip ``i`` never depends on which clips a run makes."""
     from sync_defense.realdata.rewrite import SR, Source, make_clip

@@ -115,7 +115,6 @@ def test_served_verdicts_count_genuine_and_fakes_apart() -> None:
     assert report["deciding_evidence"] == {"lip_sync": 1, "none": 4}
 
 
-
 @pytest.fixture(scope="module")
 def videos(corpus: Path) -> list[Path]:
     return sorted((corpus / "mp4").glob("*.mp4"))[:3]

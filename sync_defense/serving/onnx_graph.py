@@ -11,10 +11,10 @@ import json
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
 
 from .errors import internal_error
+from .onnx_session import cpu_session
 
 
 class OnnxGraphModel:
@@ -26,14 +26,7 @@ class OnnxGraphModel:
         self.inputs = [t["name"] for t in config["input"]]
         self.outputs = [t["name"] for t in config["output"]]
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = int(params.get("intra_op_threads", "1"))
-        options.inter_op_num_threads = 1
-        # ORT's idle pool threads spin for work by default; on a node whose cores the preprocess steps and the
-        # other graph keep busy, that spinning burns the CPU they need (config ``allow_spinning``, "0" here).
-        options.add_session_config_entry("session.intra_op.allow_spinning", params.get("allow_spinning", "1"))
-        path = Path(args["model_repository"]) / args["model_version"] / "model.onnx"
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = cpu_session(Path(args["model_repository"]) / args["model_version"] / "model.onnx", params)
 
     def execute(self, requests: list) -> list:
         """The batch in one run; a failure fails the batch's requests with an incident id, never a traceback."""
