@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 ONNX := build/onnx
 REPO := model_repository
 SAMPLE := samples/talking_head.mp4
-MODEL_SOURCES := $(wildcard checkpoints/*.pt sync_defense/model/*.py export/*.py preprocessing/*.py)
+MODEL_SOURCES := $(wildcard checkpoints/*.pt sync_defense/model/*.py sync_defense/export/*.py sync_defense/preprocessing/*.py)
 
 .PHONY: venv repository up down demo test test-fast perf lint train evaluate realval realmouths
 
@@ -17,7 +17,7 @@ $(BIN)/.installed: pyproject.toml
 	# The CPU build of torch first (on these machines a plain `torch` resolves to a multi-GB CUDA build).
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e ".[dev]"
-	# silero-vad only for the ONNX model in its wheel (preprocessing/vad.py runs it with onnxruntime): --no-deps,
+	# silero-vad only for the ONNX model in its wheel (sync_defense/preprocessing/vad.py runs it with onnxruntime): --no-deps,
 	# as its declared torch/torchaudio requirements would pull multi-GB CUDA builds. 6.2.3 ships the sequence model.
 	$(BIN)/pip install -q --no-deps silero-vad==6.2.3
 	# mediapipe 0.10.21 for BlazeFace and the face mesh inside its wheel (newer releases ship no models); --no-deps as
@@ -62,36 +62,36 @@ lint: venv
 # Retrain the committed checkpoint from scratch: real material fetched by pinned version, rendered corpus
 # (deterministic), real mouths re-timed to real speech (Video Rewrite), training, held-out report, calibration.
 train: venv
-	$(BIN)/python -m sync_defense.realdata.build --out build/realval --training-out build/realdata/training
-	$(BIN)/python -m sync_defense.synthetic.corpus.generate --out build/corpus --train 300 --val 100 --workers 2
-	$(BIN)/python -m sync_defense.realdata.rewrite --training build/realdata/training --corpus build/corpus --clips 120
-	$(BIN)/python -m sync_defense.training.train --config configs/tiny.json
+	$(BIN)/python -m sync_defense.offline.realdata.build --out build/realval --training-out build/realdata/training
+	$(BIN)/python -m sync_defense.offline.synthetic.corpus.generate --out build/corpus --train 300 --val 100 --workers 2
+	$(BIN)/python -m sync_defense.offline.realdata.rewrite --training build/realdata/training --corpus build/corpus --clips 120
+	$(BIN)/python -m sync_defense.offline.training.train --config configs/tiny.json
 	# Fine-tune on 240 more real-mouth clips (the first 120 kept): fewer genuine speakers called fake.
-	$(BIN)/python -m sync_defense.realdata.rewrite --training build/realdata/training --corpus build/corpus --clips 360
-	$(BIN)/python -m sync_defense.training.train --config configs/tiny-finetune.json
-	$(BIN)/python -m sync_defense.training.evaluate --out build/eval
-	$(BIN)/python -m sync_defense.training.calibrate --out checkpoints/calibration.json
+	$(BIN)/python -m sync_defense.offline.realdata.rewrite --training build/realdata/training --corpus build/corpus --clips 360
+	$(BIN)/python -m sync_defense.offline.training.train --config configs/tiny-finetune.json
+	$(BIN)/python -m sync_defense.offline.training.evaluate --out build/eval
+	$(BIN)/python -m sync_defense.offline.training.calibrate --out checkpoints/calibration.json
 
 # Recordings of real people (never trained on) through the served ensemble: build/realval/report/report.md.
 realval: repository
-	$(BIN)/python -m sync_defense.realdata.build --out build/realval --training-out build/realdata/training
+	$(BIN)/python -m sync_defense.offline.realdata.build --out build/realval --training-out build/realdata/training
 	$(BIN)/python -m devtools.local_triton up --repository $(REPO)
-	$(BIN)/python -m sync_defense.realdata.score --manifest build/realval/manifest.json --url 127.0.0.1:8001 \
+	$(BIN)/python -m sync_defense.offline.realdata.score --manifest build/realval/manifest.json --url 127.0.0.1:8001 \
 	  --out build/realval/report; status=$$?; $(BIN)/python -m devtools.local_triton down; exit $$status
 
 # Real mouths the checkpoint never saw (Video Rewrite clips 360-599 of the training speakers, which `make train`
 # does not make) through the served ensemble, and the thresholds `calibrate` would fit on them.
 realmouths: repository
-	$(BIN)/python -m sync_defense.realdata.build --out build/realval --training-out build/realdata/training
-	$(BIN)/python -m sync_defense.realdata.rewrite --training build/realdata/training --corpus build/rewrite-heldout \
+	$(BIN)/python -m sync_defense.offline.realdata.build --out build/realval --training-out build/realdata/training
+	$(BIN)/python -m sync_defense.offline.realdata.rewrite --training build/realdata/training --corpus build/rewrite-heldout \
 	  --first 360 --clips 240 --split val
-	$(BIN)/python -m sync_defense.training.calibrate --corpus build/rewrite-heldout --out build/eval-rewrite/calibration.json
+	$(BIN)/python -m sync_defense.offline.training.calibrate --corpus build/rewrite-heldout --out build/eval-rewrite/calibration.json
 	$(BIN)/python -m devtools.local_triton up --repository $(REPO)
-	$(BIN)/python -m sync_defense.training.evaluate --corpus build/rewrite-heldout --out build/eval-rewrite \
+	$(BIN)/python -m sync_defense.offline.training.evaluate --corpus build/rewrite-heldout --out build/eval-rewrite \
 	  --triton 127.0.0.1:8001; status=$$?; $(BIN)/python -m devtools.local_triton down; exit $$status
 
 # The held-out report in PyTorch and through the served ensemble.
 evaluate: repository
 	$(BIN)/python -m devtools.local_triton up --repository $(REPO)
-	$(BIN)/python -m sync_defense.training.evaluate --out build/eval --triton 127.0.0.1:8001; status=$$?; \
+	$(BIN)/python -m sync_defense.offline.training.evaluate --out build/eval --triton 127.0.0.1:8001; status=$$?; \
 	  $(BIN)/python -m devtools.local_triton down; exit $$status

@@ -16,9 +16,9 @@ import statistics
 from contextlib import ExitStack
 from pathlib import Path
 
-from devtools.local_triton import LocalTriton
+from devtools.local_triton import LocalTriton, free_port
 
-from .load_suite import free_port, markdown_table
+from .load_suite import markdown_table
 from .loadgen import closed_loop, triton_detector
 from .videos import make_videos
 

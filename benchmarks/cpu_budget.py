@@ -30,11 +30,12 @@ import numpy as np
 from sync_defense import contract as c
 from sync_defense.export.model_repository import CPU_GRAPH_PARAMETERS
 from sync_defense.inference.lipsync import lip_sync
+from sync_defense.onnx_session import onnx_session
 from sync_defense.preprocessing import DEFAULT_CONFIG, landmarks, preprocess_video, warm_up
+from sync_defense.preprocessing.crops import window_frames
 from sync_defense.preprocessing.decode import iter_timeline_frames, to_rgb, to_small
 from sync_defense.preprocessing.mouth import crop_mouth
-from sync_defense.preprocessing.pipeline import _window_frames, read_audio, scan_faces
-from sync_defense.serving.onnx_session import cpu_session
+from sync_defense.preprocessing.scan import read_audio, scan_faces
 from sync_defense.serving.preprocess_step import preprocess
 from sync_defense.serving.score_step import GraphRunner, score
 
@@ -64,7 +65,7 @@ class TimedGraphs:
     """``score``'s graphs in ONNX Runtime as the CPU profile serves them, with the CPU each spent."""
 
     def __init__(self, onnx_dir: Path) -> None:
-        self.sessions = {g: cpu_session(onnx_dir / f"{g}.onnx", CPU_GRAPH_PARAMETERS) for g in c.GRAPHS}
+        self.sessions = {g: onnx_session(onnx_dir / f"{g}.onnx", CPU_GRAPH_PARAMETERS) for g in c.GRAPHS}
         self.cpu_s = dict.fromkeys(c.GRAPHS, 0.0)
         self.rows = dict.fromkeys(c.GRAPHS, 0)
 
@@ -86,7 +87,7 @@ def parts(data: bytes, onnx_dir: Path, samples: int = 50) -> tuple[list[Part], f
         raise SystemExit("this video is longer than the window cap (skimmed): give one that is decoded whole")
     scan = scan_faces(data, cfg)  # the detections on each keyframe, which the prepared video does not keep
     tracks = video.tracks
-    scored = [_window_frames(video.window_start[video.window_track == t.track_id], cfg) for t in tracks]
+    scored = [window_frames(video.window_start[video.window_track == t.track_id], cfg) for t in tracks]
     keyframes = list(range(0, scan.n_frames, cfg.faces.detect_every))
     detections = [(k, d.box) for k, found in scan.keyframe_faces.items() for d in found]
 

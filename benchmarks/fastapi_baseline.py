@@ -27,11 +27,12 @@ import torch
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 
+from sync_defense.artifacts import CALIBRATION
 from sync_defense.contract import Answer
-from sync_defense.inference.decision import CALIBRATION, DecisionConfig
-from sync_defense.inference.reference import detect
+from sync_defense.inference.decision import DecisionConfig
 from sync_defense.model.checkpoint import served_model
 from sync_defense.preprocessing import MediaError
+from sync_defense.serving.reference import detect
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

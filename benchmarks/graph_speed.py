@@ -29,6 +29,7 @@ from sync_defense.export.onnx_export import export_graph
 from sync_defense.export.parity import random_inputs
 from sync_defense.model.checkpoint import init_model
 from sync_defense.model.network import graph_modules
+from sync_defense.onnx_session import onnx_session
 from sync_defense.preprocessing import DEFAULT_CONFIG
 
 
@@ -70,7 +71,7 @@ def time_graphs(config: str, device: str, batches: list[int], warmup: int, repea
     for name, module in graph_modules(model).items():
         path = workdir / f"{config}-{name}.onnx"
         export_graph(module, specs[name], path, max(batches))
-        sessions = {p: ort.InferenceSession(str(path), providers=providers) for p, providers in ort_providers(device).items()}
+        sessions = {p: onnx_session(path, providers=providers) for p, providers in ort_providers(device).items()}
         for batch in batches:
             feeds = random_inputs(specs[name], batch)
             for precision in ("fp32", "fp16") if cuda else ("fp32",):

@@ -3,7 +3,7 @@
     python -m benchmarks.landmark_speed [VIDEO ...]
 
 Without arguments it measures ``samples/talking_head.mp4`` (a drawn face); give it real talking-to-camera
-recordings (such as those ``sync_defense.realdata`` fetches) for numbers that mean something. Per clip:
+recordings (such as those ``sync_defense.offline.realdata`` fetches) for numbers that mean something. Per clip:
 detection time per frame scaled to 640x480 and 320x240, mesh time per face, the share of frames with
 a face found and the speaker meshed, how much the mouth width pulses with speech against the eye
 corners' distance, and the lag at which the inner-lip aperture best matches the audio's log-energy

@@ -1,6 +1,6 @@
 """Could the lip test read a cheaper face mesh? Its answers on every real validation face, both ways.
 
-    python -m sync_defense.realdata.build --out build/realval
+    python -m sync_defense.offline.realdata.build --out build/realval
     python -m benchmarks.lip_mesh_choice [--manifest build/realval/manifest.json]
 
 The lip test reads the inner-lip opening from MediaPipe's face mesh on every scored frame, the

@@ -1,6 +1,6 @@
 """Does the lip opening survive a small face and a squeezed picture? Training-role videos only.
 
-    python -m sync_defense.realdata.build --out build/realval   # fetches the training material too
+    python -m sync_defense.offline.realdata.build --out build/realval   # fetches the training material too
     python -m benchmarks.lip_robustness
 
 The lip-sync test reads the face mesh's inner-lip opening (``landmarks.lip_aperture``) frame by
@@ -23,8 +23,8 @@ import av
 import cv2
 import numpy as np
 
+from sync_defense.offline.realdata.rewrite import lip_apertures
 from sync_defense.preprocessing import landmarks
-from sync_defense.realdata.rewrite import lip_apertures
 
 SECONDS = 12.0
 MIN_SOURCE_S = 10.0

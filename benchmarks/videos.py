@@ -21,8 +21,8 @@ import av
 import numpy as np
 from scipy.signal import resample_poly
 
+from sync_defense.offline.synthetic import scenes
 from sync_defense.preprocessing.config import DEFAULT_CONFIG
-from sync_defense.synthetic import scenes
 
 SIZE = (640, 480)
 FPS = 25

@@ -6,7 +6,7 @@ set -eu
 
 work=$(mktemp -d)
 cd /src
-cp -R pyproject.toml README.md LICENSE sync_defense preprocessing export client benchmarks samples "$work"/
+cp -R pyproject.toml README.md LICENSE sync_defense benchmarks samples "$work"/
 cd "$work"
 pip install --quiet --no-cache-dir .
 exec python3 -m benchmarks.perf_analyzer --url "${SYNC_DEFENSE_URL:-triton:8001}" \

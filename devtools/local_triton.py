@@ -41,7 +41,7 @@ EXIT_TIMEOUT_S = 20  # Triton's drain of in-flight requests on SIGTERM; it then 
 LOG_GENERATIONS = 3  # tritonserver.log.1 .. .3 keep the previous runs
 SHM_DIR = Path("/dev/shm")
 ADMIN_HEADER = "sync-defense-admin"
-# Everything but inference and health needs the operator key (Triton 2.51 has no per-model ACL: see errors.py / README).
+# Everything but inference and health needs the operator key (Triton 2.51 has no per-model ACL: see errors.py / docs/reliability.md).
 RESTRICTED = "metadata,model-config,model-repository,shared-memory,statistics,trace,logging"
 
 

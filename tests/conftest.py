@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from devtools.local_triton import free_port
 from sync_defense.model.checkpoint import served_model
+from sync_defense.offline.synthetic import scenes
 from sync_defense.preprocessing import DEFAULT_CONFIG
-from sync_defense.synthetic import scenes
 
 SR = DEFAULT_CONFIG.audio.sample_rate
 
@@ -68,11 +68,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if "triton" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.server)
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -26,11 +26,10 @@ from string import Template
 
 import pytest
 import tritonclient.http as httpclient
-from conftest import free_port
 
 from benchmarks.load_suite import BenchmarkTriton
 from benchmarks.perf_analyzer import run_perf_analyzer
-from devtools.local_triton import LocalTriton
+from devtools.local_triton import LocalTriton, free_port
 from sync_defense import contract as c
 from sync_defense.client import DetectionError, SyncDefenseClient
 from sync_defense.export.model_repository import build_repository

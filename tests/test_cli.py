@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "client.cli", "detect", *args]
+    command = [sys.executable, "-m", "sync_defense.client.cli", "detect", *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=300)
 
 

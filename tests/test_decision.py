@@ -9,12 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sync_defense.artifacts import CALIBRATION
 from sync_defense.contract import Answer
 from sync_defense.inference.decision import DecisionConfig, ScoredVideo, analyse, face_probability, fake_segments, verdict_of
 from sync_defense.inference.offsets import estimate_offset
-from sync_defense.training.calibrate import band_errors, fit_band
+from sync_defense.offline.training.calibrate import band_errors, fit_band
+from sync_defense.preprocessing.config import DEFAULT_CONFIG as CFG_PRE
 
-CFG = DecisionConfig()
+CFG = DecisionConfig.from_calibration()  # the served thresholds
 
 
 def judge(video: ScoredVideo, info: dict) -> Answer:
@@ -160,13 +162,22 @@ def test_an_offset_on_the_edge_of_the_search_is_unknown() -> None:
 
 
 def test_served_thresholds_are_read_from_the_calibration(tmp_path: Path) -> None:
-    """The decision step serves what ``python -m sync_defense.training.calibrate`` wrote, nothing kept by hand."""
-    fitted = {"real_threshold": 0.31, "fake_threshold": 0.77, "rule": {"segment_windows": 3, "min_speech_fraction": 0.4}}
+    """The decision step serves what ``python -m sync_defense.offline.training.calibrate`` wrote, nothing kept by hand;
+    time and the speech floor come from the preprocessing config only, whatever else the file holds."""
+    fitted = {"real_threshold": 0.31, "fake_threshold": 0.77, "rule": {"fps": 30, "min_speech_fraction": 0.9}}
     (tmp_path / "calibration.json").write_text(json.dumps(fitted))
     cfg = DecisionConfig.from_calibration(tmp_path / "calibration.json")
-    assert (cfg.real_threshold, cfg.fake_threshold, cfg.segment_windows, cfg.min_speech_fraction) == (0.31, 0.77, 3, 0.4)
-    committed = DecisionConfig.from_calibration()
-    assert 0 < committed.real_threshold <= committed.fake_threshold < 1
+    assert (cfg.real_threshold, cfg.fake_threshold) == (0.31, 0.77)
+    assert (cfg.fps, cfg.clip_frames, cfg.min_speech_fraction) == (
+        CFG_PRE.timeline.fps, CFG_PRE.timeline.clip_frames, CFG_PRE.speech.min_window_fraction)
+    other = replace(CFG_PRE, timeline=replace(CFG_PRE.timeline, clip_frames=50), speech=replace(CFG_PRE.speech, min_window_fraction=0.5))
+    served = DecisionConfig.from_calibration(tmp_path / "calibration.json", other)
+    assert (served.clip_frames, served.min_speech_fraction) == (50, 0.5)
+    (tmp_path / "calibration.json").write_text(json.dumps({"fake_threshold": 0.9}))
+    with pytest.raises(ValueError, match="real_threshold missing"):
+        DecisionConfig.from_calibration(tmp_path / "calibration.json")
+    committed = json.loads(CALIBRATION.read_text())
+    assert "rule" not in committed and 0 < committed["real_threshold"] <= committed["fake_threshold"] < 1
 
 
 def test_band_fit_prefers_no_errors_then_few_uncertain() -> None:

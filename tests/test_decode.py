@@ -11,6 +11,7 @@ import av
 import numpy as np
 import pytest
 
+from sync_defense.offline.synthetic.media import encode_mp4
 from sync_defense.preprocessing import DEFAULT_CONFIG, MediaError
 from sync_defense.preprocessing.decode import (
     decode_audio,
@@ -21,8 +22,7 @@ from sync_defense.preprocessing.decode import (
     to_rgb,
     to_small,
 )
-from sync_defense.preprocessing.pipeline import scan_faces
-from sync_defense.synthetic.media import encode_mp4
+from sync_defense.preprocessing.scan import scan_faces
 
 SR = DEFAULT_CONFIG.audio.sample_rate
 FPS = DEFAULT_CONFIG.timeline.fps

@@ -9,10 +9,11 @@ import numpy as np
 
 from benchmarks.roi_jitter import UNSMOOTHED as UNSMOOTHED_TRACKS
 from benchmarks.roi_jitter import measure, swaying_clip
+from sync_defense.offline.synthetic.corpus.faces import grace_hopper_photo
 from sync_defense.preprocessing import DEFAULT_CONFIG
-from sync_defense.preprocessing.faces import Detection, build_tracks, detect_faces, iou, running_median, smooth_boxes
+from sync_defense.preprocessing.faces import Detection, build_tracks, detect_faces, running_median, smooth_boxes
+from sync_defense.preprocessing.landmarks import iou
 from sync_defense.preprocessing.mouth import crop_mouth
-from sync_defense.synthetic.corpus.faces import grace_hopper_photo
 
 
 def test_the_face_and_its_lips_are_found_in_a_real_photo_on_a_downscaled_frame() -> None:

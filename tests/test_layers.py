@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-FORBIDDEN_IN_SERVER = ("torch", "sklearn", "sync_defense.model", "sync_defense.training", "sync_defense.synthetic",
-                       "sync_defense.realdata", "sync_defense.export", "devtools", "benchmarks")
+FORBIDDEN_IN_SERVER = ("torch", "sklearn", "sync_defense.model", "sync_defense.offline.training", "sync_defense.offline.synthetic",
+                       "sync_defense.offline.realdata", "sync_defense.export", "devtools", "benchmarks")
 
 
 def imported_after(code: str) -> set[str]:
@@ -45,7 +45,7 @@ def test_client_imports_no_server_side_code() -> None:
 
 def test_the_probe_sees_a_forbidden_import() -> None:
     """The check above could fail: the PyTorch reference is in ``inference`` and does pull torch in."""
-    assert "torch" in forbidden(imported_after("import sync_defense.inference.reference"))
+    assert "torch" in forbidden(imported_after("import sync_defense.serving.reference"))
 
 
 def test_the_wheel_installs_one_top_level_package(tmp_path: Path) -> None:

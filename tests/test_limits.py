@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from sync_defense.client import DetectionError, SyncDefenseClient
+from sync_defense.offline.synthetic import scenes
+from sync_defense.offline.synthetic.media import encode_mp4
 from sync_defense.preprocessing import DEFAULT_CONFIG, MediaError
 from sync_defense.preprocessing.decode import first_frame_time, iter_timeline_frames, wall_clock_budget
-from sync_defense.synthetic import scenes
-from sync_defense.synthetic.media import encode_mp4
 
 SR = DEFAULT_CONFIG.audio.sample_rate
 FPS = DEFAULT_CONFIG.timeline.fps

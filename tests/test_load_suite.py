@@ -7,10 +7,10 @@ from pathlib import Path
 
 import matplotlib.image
 import pytest
-from conftest import free_port
 
 from benchmarks.ab import compare
 from benchmarks.load_suite import QUICK, BenchmarkTriton, read_csv, run_suite
+from devtools.local_triton import free_port
 from sync_defense import contract as c
 
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import free_port
-
 from benchmarks.load_suite import BenchmarkTriton
 from benchmarks.perf_analyzer import run_perf_analyzer
+from devtools.local_triton import free_port
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "talking_head.mp4"
 

@@ -7,13 +7,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from sync_defense.offline.synthetic import scenes
+from sync_defense.offline.synthetic.media import encode_mp4
 from sync_defense.preprocessing import DEFAULT_CONFIG as CFG
 from sync_defense.preprocessing import MediaError, preprocess_video
 from sync_defense.preprocessing.audio import frame_loudness_dbfs
 from sync_defense.preprocessing.decode import decode_audio, first_frame_time
-from sync_defense.preprocessing.pipeline import _scan, sample_windows, skim_spans
-from sync_defense.synthetic import scenes
-from sync_defense.synthetic.media import encode_mp4
+from sync_defense.preprocessing.pipeline import scan_video
+from sync_defense.preprocessing.skimming import sample_windows, skim_spans
 
 
 def test_talking_face_becomes_windows(talking_mp4: bytes) -> None:
@@ -118,7 +119,7 @@ def test_a_long_video_is_decoded_only_in_its_stretches() -> None:
     """A 150-s talking face: faces looked for, windows scored and lips measured in the stretches only,
     one face followed from stretch to stretch, and the cap's 60 windows all scored."""
     data = scenes.looped_video(150)
-    scan, _ = _scan(data, CFG)
+    scan, _ = scan_video(data, CFG)
     assert scan.n_frames == 150 * CFG.timeline.fps and scan.spans is not None
     inside = scan.decoded()
     assert inside.sum() == CFG.limits.max_windows_per_face * CFG.timeline.clip_frames

@@ -150,7 +150,7 @@ def test_no_figures_leak(tmp_path: Path) -> None:
 
 
 def test_importing_the_client_does_not_import_matplotlib() -> None:
-    code = "import sys, client, client.plot; sys.exit('matplotlib' in sys.modules)"
+    code = "import sys, sync_defense.client, sync_defense.client.plot; sys.exit('matplotlib' in sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
 
 

@@ -11,14 +11,14 @@ import pytest
 from benchmarks.long_video import run as run_long_video
 from sync_defense.client import Detection, SyncDefenseClient
 from sync_defense.inference.decision import DecisionConfig
+from sync_defense.offline.synthetic import scenes
+from sync_defense.offline.synthetic.corpus.clips import variable_frame_times
+from sync_defense.offline.synthetic.media import encode_mp4
 from sync_defense.preprocessing import DEFAULT_CONFIG
-from sync_defense.synthetic import scenes
-from sync_defense.synthetic.corpus.clips import variable_frame_times
-from sync_defense.synthetic.media import encode_mp4
 
 SR = DEFAULT_CONFIG.audio.sample_rate
 FIRST, OTHER, THIRD = scenes.SENTENCES
-CFG = DecisionConfig()
+CFG = DecisionConfig.from_calibration()  # the served thresholds
 
 
 def detect(triton, data: bytes) -> Detection:

@@ -13,9 +13,9 @@ import av
 import numpy as np
 import pytest
 
-from sync_defense.realdata import alignment, compose, score, sources
-from sync_defense.realdata.compose import Case, Clip, Voice
-from sync_defense.realdata.sources import Source, SourceError
+from sync_defense.offline.realdata import alignment, compose, score, sources
+from sync_defense.offline.realdata.compose import Case, Clip, Voice
+from sync_defense.offline.realdata.sources import Source, SourceError
 
 FLASHES_S = (1.0, 2.2, 3.2)  # irregular gaps: one clear cross-correlation peak
 
@@ -248,7 +248,7 @@ def test_quantiles_skip_faces_without_lips() -> None:
 
 def test_rewrite_follows_the_speech_with_real_frames_in_order_where_they_fit() -> None:
     """Video Rewrite: the chosen frames' lip opening follows the new speech's loudness."""
-    from sync_defense.realdata.rewrite import retime, target_opening
+    from sync_defense.offline.realdata.rewrite import retime, target_opening
 
     rng = np.random.default_rng(0)
     aperture = np.convolve(rng.random(500) ** 3, np.hanning(7), mode="same")  # a silent speaker's lips, 20 s
@@ -263,8 +263,8 @@ def test_rewrite_follows_the_speech_with_real_frames_in_order_where_they_fit() -
 
 def test_a_rewritten_clip_is_fixed_by_its_index_whatever_the_run() -> None:
     """Clips from ``--first 360`` on are held out only if clip ``i`` never depends on which clips a run makes."""
-    from sync_defense.realdata.rewrite import SR, Source, make_clip
-    from sync_defense.synthetic.media import encode_mp4
+    from sync_defense.offline.realdata.rewrite import SR, Source, make_clip
+    from sync_defense.offline.synthetic.media import encode_mp4
 
     rng = np.random.default_rng(0)
     pictures = rng.integers(0, 255, (300, 32, 32, 3), dtype=np.uint8)

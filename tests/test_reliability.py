@@ -15,10 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
-from conftest import free_port
 from tritonclient.utils import InferenceServerException
 
-from devtools.local_triton import SHM_DIR, LocalTriton, _rotate, down, restricted_flags, up
+from devtools.local_triton import SHM_DIR, LocalTriton, _rotate, down, free_port, restricted_flags, up
 from sync_defense import contract as c
 from sync_defense.client import DetectionError, SyncDefenseClient, UploadTooLarge
 from sync_defense.client.cli import main as cli

@@ -10,13 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import free_port
 
+from devtools.local_triton import free_port
 from sync_defense.client.scan import find_videos, read_done, summary_table
 
 
 def _scan(*args: str) -> list[str]:
-    return [sys.executable, "-m", "client.cli", "scan", *args]
+    return [sys.executable, "-m", "sync_defense.client.cli", "scan", *args]
 
 
 def _counts(table: str) -> dict[str, int]:

@@ -12,8 +12,8 @@ import tritonclient.http as httpclient
 from sync_defense.client import DetectionError, SyncDefenseClient
 from sync_defense.contract import VERDICTS
 from sync_defense.inference.decision import DecisionConfig
-from sync_defense.inference.reference import detect
 from sync_defense.preprocessing import DEFAULT_CONFIG, preprocess_video
+from sync_defense.serving.reference import detect
 
 FIELDS = {"file", "verdict", "fake_probability", "confidence", "av_offset_frames", "av_offset_s", "duration_s", "faces",
           "segments", "windows", "latency_ms", "thresholds", "sampled"}

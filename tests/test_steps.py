@@ -11,15 +11,15 @@ import pytest
 
 from sync_defense import contract as c
 from sync_defense.contract import Answer
-from sync_defense.export.parity import session
 from sync_defense.inference.decision import DecisionConfig
 from sync_defense.inference.offsets import DEFAULT_SEARCH, audio_plan, plan_pairs
-from sync_defense.inference.reference import score_pairs
+from sync_defense.onnx_session import onnx_session
 from sync_defense.preprocessing import DEFAULT_CONFIG as CFG
 from sync_defense.preprocessing import MediaError
 from sync_defense.serving.decision_step import decide
 from sync_defense.serving.errors import StepError, client_message
 from sync_defense.serving.preprocess_step import preprocess
+from sync_defense.serving.reference import score_pairs
 from sync_defense.serving.score_step import score
 
 
@@ -59,7 +59,7 @@ def test_only_voiced_windows_are_searched() -> None:
 
 def test_score_on_onnx_runtime_equals_pytorch(prepared: dict[str, np.ndarray], onnx_dir: Path, model) -> None:
     """The step with the exported graphs (chunks of at most MAX_BATCH) gives PyTorch's pair probabilities."""
-    sessions = {name: session(onnx_dir / f"{name}.onnx") for name in c.GRAPHS}
+    sessions = {name: onnx_session(onnx_dir / f"{name}.onnx") for name in c.GRAPHS}
     sizes: list[int] = []
 
     async def onnx_graph(graph: str, inputs: dict[str, np.ndarray], output: str) -> np.ndarray:

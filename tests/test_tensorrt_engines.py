@@ -12,7 +12,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
@@ -20,8 +19,10 @@ from tritonclient.grpc import model_config_pb2 as mc
 from sync_defense import contract as c
 from sync_defense.export import tensorrt_engines as te
 from sync_defense.export.model_repository import GPU_PREFERRED_BATCHES, build_repository, repository_configs
+from sync_defense.export.parity import parity_error, real_feeds
 from sync_defense.model.config import MODEL_CONFIGS
-from sync_defense.preprocessing import DEFAULT_CONFIG
+from sync_defense.onnx_session import onnx_session
+from sync_defense.preprocessing import DEFAULT_CONFIG, preprocess_video
 
 TARGET = te.Target("10.5.0", "NVIDIA H100 80GB HBM3", "9.0", "fp16")
 
@@ -141,18 +142,18 @@ def test_installed_plans_are_served_as_tensorrt(gpu_repository: Path, tmp_path: 
         assert 'backend: "python"' in (gpu_repository / step / "config.pbtxt").read_text()
 
 
-def test_parity_inputs_are_real_windows_at_the_video_batch_and_the_largest(onnx_dir: Path) -> None:
+def test_parity_inputs_are_real_windows_at_the_video_batch_and_the_largest(onnx_dir: Path, talking_mp4: bytes) -> None:
     paths = {name: onnx_dir / f"{name}.onnx" for name in c.GRAPHS}
-    feeds = te.real_feeds(paths)
+    feeds = real_feeds(paths, preprocess_video(talking_mp4).window_inputs())
     specs = c.graph_specs(DEFAULT_CONFIG, 64)
     for name, batches in feeds.items():
         sizes = [len(next(iter(inputs.values()))) for inputs in batches]
         assert 1 < sizes[0] <= c.MAX_BATCH and sizes[1] == c.MAX_BATCH
-        session = ort.InferenceSession(str(paths[name]), providers=["CPUExecutionProvider"])
+        session = onnx_session(paths[name])
         for inputs in batches:
             assert {k: v.shape[1:] for k, v in inputs.items()} == {t.name: t.dims for t in specs[name].inputs}
             assert np.std(next(iter(inputs.values()))) > 0  # real content, not zeros
             outputs = session.run(None, inputs)
-            assert te.parity_error(outputs, outputs) == 0.0
-    assert te.parity_error([np.array([0.5, 0.2])], [np.array([0.51, 0.2])]) == pytest.approx(0.01)
-    assert te.parity_error([np.array([40.0])], [np.array([39.0])]) == pytest.approx(1 / 39)
+            assert parity_error(outputs, outputs) == 0.0
+    assert parity_error([np.array([0.5, 0.2])], [np.array([0.51, 0.2])]) == pytest.approx(0.01)
+    assert parity_error([np.array([40.0])], [np.array([39.0])]) == pytest.approx(1 / 39)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 
 from benchmarks.vad_accuracy import signals
+from sync_defense.onnx_session import onnx_session
 from sync_defense.preprocessing import DEFAULT_CONFIG as CFG
 from sync_defense.preprocessing import vad
 from sync_defense.preprocessing.vad import silero_chunk_probabilities, speech_frames, webrtc_speech
@@ -67,7 +67,7 @@ def test_short_pauses_are_bridged_and_lone_blips_dropped() -> None:
 def test_silero_sequence_model_matches_the_streaming_model(table) -> None:
     """The batched model file and our chunk/context layout reproduce silero's own streaming loop."""
     audio = table["speech + pink noise 10 dB SNR (recall)"][0][: 3 * CFG.audio.sample_rate + 100]
-    streaming = ort.InferenceSession(str(vad.silero_model_path().with_name("silero_vad.onnx")), providers=["CPUExecutionProvider"])
+    streaming = onnx_session(vad.silero_model_path().with_name("silero_vad.onnx"))
     padded = np.zeros(-(-audio.size // 512) * 512, np.float32)
     padded[: audio.size] = audio
     state, context, expected = np.zeros((2, 1, 128), np.float32), np.zeros(64, np.float32), []

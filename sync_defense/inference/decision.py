@@ -23,47 +23,65 @@ judged.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from sync_defense.artifacts import CALIBRATION
 from sync_defense.contract import Answer, FaceReport, LipSyncReport, SegmentReport, Thresholds, WindowReport
-from sync_defense.preprocessing.config import DEFAULT_CONFIG
+from sync_defense.preprocessing.config import DEFAULT_CONFIG, PreprocessConfig
 
 from .lipsync import DEFAULT_LIP_SYNC, LipSync, LipSyncConfig
 from .offsets import DEFAULT_SEARCH, Offset, OffsetSearchConfig, estimate_offset
 
-CALIBRATION = Path(__file__).resolve().parents[2] / "checkpoints" / "calibration.json"
 TRUNCATION_TOLERANCE_S = 0.5  # decoded shorter than declared by more (and by 5 %): the file is cut
 
 
 @dataclass(frozen=True)
 class DecisionConfig:
-    """The rule's settings. The served values come from the calibration artifact (``from_calibration``)."""
+    """The rule's settings. The thresholds are the only calibrated numbers: the served ones come from the
+    calibration artifact (``from_calibration``). Time (fps, window length) and the speech floor come from
+    the preprocessing the scores were made with, never from a second copy of them."""
 
-    fake_threshold: float = 0.57
-    real_threshold: float = 0.5
+    fake_threshold: float
+    real_threshold: float
     segment_windows: int = 2  # the run length of the localized evidence
     segment_threshold: float = 0.5  # windows at least this likely fake form fake segments
-    min_speech_fraction: float = DEFAULT_CONFIG.speech.min_window_fraction
     min_mouth_motion: float = 1.0  # mean grey-level change per frame of a moving mouth (mouth.mouth_motion)
-    fps: int = DEFAULT_CONFIG.timeline.fps
-    clip_frames: int = DEFAULT_CONFIG.timeline.clip_frames
     search: OffsetSearchConfig = DEFAULT_SEARCH
     # SyncNet's self-referenced test on the learned model: its mean fake probability at the best audio
     # shift must lie this far below its median over all shifts, or the model cannot tell aligned from
     # shifted audio on this video (a face or camera unlike its training) and its probability is not used.
     model_self_test: float = 0.1
     lip_sync: LipSyncConfig = DEFAULT_LIP_SYNC
+    preprocess: PreprocessConfig = DEFAULT_CONFIG
+
+    @property
+    def fps(self) -> int:
+        return self.preprocess.timeline.fps
+
+    @property
+    def clip_frames(self) -> int:
+        return self.preprocess.timeline.clip_frames
+
+    @property
+    def min_speech_fraction(self) -> float:
+        """Windows with less speech do not vote: the floor preprocessing chose windows and offsets with."""
+        return self.preprocess.speech.min_window_fraction
 
     @classmethod
-    def from_calibration(cls, path: Path = CALIBRATION) -> DecisionConfig:
-        """The thresholds and rule that ``python -m sync_defense.training.calibrate`` fitted and wrote."""
+    def from_calibration(cls, path: Path = CALIBRATION, preprocess: PreprocessConfig = DEFAULT_CONFIG) -> DecisionConfig:
+        """The thresholds that ``python -m sync_defense.offline.training.calibrate`` fitted and wrote, for
+        scores made with ``preprocess``."""
         fitted = json.loads(Path(path).read_text())
-        names = {f.name for f in fields(cls)}
-        rule = {k: v for k, v in fitted.get("rule", {}).items() if k in names}
-        return cls(fake_threshold=fitted["fake_threshold"], real_threshold=fitted["real_threshold"], **rule)
+        missing = [k for k in CALIBRATED if k not in fitted]
+        if missing:
+            raise ValueError(f"{path} is not a calibration file: {', '.join(missing)} missing")
+        return cls(**{k: float(fitted[k]) for k in CALIBRATED}, preprocess=preprocess)
+
+
+CALIBRATED = ("fake_threshold", "real_threshold")  # what a calibration file sets; everything else is code
 
 
 @dataclass(frozen=True)

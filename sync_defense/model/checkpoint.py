@@ -6,12 +6,11 @@ from pathlib import Path
 
 import torch
 
+from sync_defense.artifacts import CHECKPOINT
 from sync_defense.preprocessing.config import DEFAULT_CONFIG
 
 from .config import MODEL_CONFIGS, ModelConfig
 from .network import SyncDetector
-
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "tiny.pt"
 
 
 def init_model(config: str | ModelConfig, seed: int = 0) -> SyncDetector:
@@ -44,5 +43,5 @@ def load_checkpoint(path: Path) -> SyncDetector:
 
 def served_model(checkpoint: Path | None = None, init: str = "tiny", seed: int = 0) -> SyncDetector:
     """What the server runs: ``checkpoint``, else the committed one, else a fixed-seed untrained ``init``."""
-    path = checkpoint or (DEFAULT_CHECKPOINT if DEFAULT_CHECKPOINT.exists() else None)
+    path = checkpoint or (CHECKPOINT if CHECKPOINT.exists() else None)
     return load_checkpoint(path) if path is not None else init_model(init, seed)

@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from sync_defense.onnx_session import onnx_session
+
 from .errors import internal_error
-from .onnx_session import cpu_session
 
 
 class OnnxGraphModel:
@@ -26,7 +27,7 @@ class OnnxGraphModel:
         self.inputs = [t["name"] for t in config["input"]]
         self.outputs = [t["name"] for t in config["output"]]
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
-        self.session = cpu_session(Path(args["model_repository"]) / args["model_version"] / "model.onnx", params)
+        self.session = onnx_session(Path(args["model_repository"]) / args["model_version"] / "model.onnx", params)
 
     def execute(self, requests: list) -> list:
         """The batch in one run; a failure fails the batch's requests with an incident id, never a traceback."""

@@ -1,0 +1,94 @@
+"""Pass 2: the mouth crops of every face on the frames of its scored windows, and how open its lips are."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import av
+import numpy as np
+
+from . import landmarks
+from .background import InBackground
+from .config import PreprocessConfig
+from .decode import iter_span_frames, iter_timeline_frames, to_rgb
+from .faces import FaceTrack
+from .mouth import crop_mouth
+from .scan import VideoScan
+
+
+@dataclass(frozen=True)
+class CropPlan:
+    """The timeline frames to crop for one face, with its face box and lips on each."""
+
+    frames: np.ndarray  # sorted, unique
+    boxes: np.ndarray  # (len(frames), 4) face boxes: where the face mesh looks for the lips
+    lips: np.ndarray  # (len(frames), 4) smoothed lip centre, width and roll: where the crop is cut
+
+    @classmethod
+    def of(cls, track: FaceTrack, frames: np.ndarray, n_frames: int) -> CropPlan:
+        return cls(frames, track.held_boxes(n_frames)[frames], track.held_lips(n_frames)[frames])
+
+
+@dataclass(frozen=True)
+class MouthFrames:
+    """Pass 2's output for one face: a crop per planned frame and, when asked, how open the lips are."""
+
+    crops: np.ndarray  # (len(plan.frames), S, S, 3) uint8
+    aperture: np.ndarray | None  # (len(plan.frames),) float32 inner-lip opening / mouth width (NaN: no mesh)
+
+
+def crop_mouths(frames: Iterator[tuple[int, av.VideoFrame]], plans: list[CropPlan], n_frames: int,
+                 cfg: PreprocessConfig, measure_lips: bool = False) -> list[MouthFrames]:
+    """Pass 2: the mouth crops of each plan from ``frames``; with ``measure_lips``, the face mesh on every planned frame too.
+
+    The crop follows the smoothed lips (steady); the aperture comes from each frame's own mesh (the
+    lips' movement is the signal, so it is not smoothed), computed on the worker threads.
+    """
+    row_of = np.full((len(plans), n_frames), -1, dtype=np.int64)
+    for i, plan in enumerate(plans):
+        row_of[i, plan.frames] = np.arange(len(plan.frames))
+    crops = [np.zeros((len(p.frames), cfg.mouth.crop_size, cfg.mouth.crop_size, 3), np.uint8) for p in plans]
+    apertures = [np.full(len(p.frames), np.nan, np.float32) for p in plans]
+
+    def take(where: tuple[int, int], points: np.ndarray | None) -> None:
+        if points is not None:
+            apertures[where[0]][where[1]] = landmarks.lip_aperture(points)
+
+    last: tuple[av.VideoFrame, np.ndarray] | None = None
+    with InBackground(take) as meshes:
+        for k, frame in frames:
+            if k >= n_frames:
+                break
+            faces_here = np.flatnonzero(row_of[:, k] >= 0)
+            if not faces_here.size:
+                continue
+            if last is None or last[0] is not frame:  # held frames are converted once
+                last = (frame, to_rgb(frame))
+            for i in faces_here:
+                row = row_of[i, k]
+                crops[i][row] = crop_mouth(last[1], plans[i].lips[row], cfg)
+                if measure_lips:
+                    meshes.submit((i, row), landmarks.face_landmarks, last[1], plans[i].boxes[row])
+    return [MouthFrames(c, a if measure_lips else None) for c, a in zip(crops, apertures, strict=True)]
+
+
+def window_frames(starts: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+    return np.unique((starts[:, None] + np.arange(cfg.timeline.clip_frames)).reshape(-1))
+
+
+def on_timeline(plan: CropPlan, values: np.ndarray, n_frames: int) -> np.ndarray:
+    out = np.full(n_frames, np.nan, np.float32)
+    out[plan.frames] = values
+    return out
+
+
+def frames_of(data: bytes, scan: VideoScan, plans: list[CropPlan], cfg: PreprocessConfig) -> Iterator[tuple[int, av.VideoFrame]]:
+    """Pass 2's frames: the whole video again, or for a skimmed one only the runs of planned frames."""
+    if scan.spans is None:
+        return iter_timeline_frames(data, cfg)
+    planned = np.zeros(scan.n_frames + 1, bool)
+    for plan in plans:
+        planned[plan.frames] = True
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], planned])))
+    return iter_span_frames(data, cfg, scan.timeline, [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)])
