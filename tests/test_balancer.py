@@ -139,7 +139,9 @@ def test_http_and_grpc_through_the_balancer_reach_both_replicas(balancer: Balanc
     verdicts = {d.verdict for run in answers.values() for d in run}
     probabilities = [d.fake_probability for run in answers.values() for d in run]
     assert len(verdicts) == 1 and max(probabilities) - min(probabilities) < 1e-4  # the replicas serve one model
-    served = [_served(r) - b for r, b in zip(replicas, before, strict=True)]
+    deadline = time.monotonic() + 10
+    while sum(served := [_served(r) - b for r, b in zip(replicas, before, strict=True)]) < 8 and time.monotonic() < deadline:
+        time.sleep(0.05)  # Triton counts a request after its response is sent: the last ones can lag the answers
     assert sum(served) == 8 and min(served) >= 2, served  # least_conn spreads sequential requests over both
 
 

@@ -13,7 +13,8 @@ from sync_defense.artifacts import CALIBRATION
 from sync_defense.contract import Answer
 from sync_defense.inference.decision import DecisionConfig, ScoredVideo, analyse, face_probability, fake_segments, verdict_of
 from sync_defense.inference.offsets import estimate_offset
-from sync_defense.offline.training.calibrate import band_errors, fit_band
+from sync_defense.offline.metrics import band_errors
+from sync_defense.offline.training.calibrate import fit_band
 from sync_defense.preprocessing.config import DEFAULT_CONFIG as CFG_PRE
 
 CFG = DecisionConfig.from_calibration()  # the served thresholds

@@ -13,6 +13,7 @@ import av
 import numpy as np
 import pytest
 
+from sync_defense.offline.metrics import roc_auc
 from sync_defense.offline.realdata import alignment, compose, score, sources
 from sync_defense.offline.realdata.compose import Case, Clip, Voice
 from sync_defense.offline.realdata.sources import Source, SourceError
@@ -220,7 +221,7 @@ def test_summary_maths() -> None:
     assert s["targets"] == {"no_genuine_called_fake": True, "genuine_real_at_least_80pct": False,
                             "fakes_fake_at_least_90pct": False, "offsets_all_within_tolerance": False}
     assert rows[4]["offset_error"] == -0.5 and rows[6]["offset_error"] is None and rows[7]["verdict"] == "error"
-    assert score.roc_auc([0.1, 0.2], [0.8, 0.9]) == 1.0 and score.roc_auc([0.5], [0.5]) == 0.5 and score.roc_auc([], [1]) is None
+    assert roc_auc([0.1, 0.2], [0.8, 0.9]) == 1.0 and roc_auc([0.5], [0.5]) == 0.5 and roc_auc([], [1]) is None
     assert "| shift-0.35 | fake | shift | fake | 0.350 |" in score.markdown(rows, s, "localhost:8001")
 
 

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import torch
 
+from sync_defense.offline.metrics import Metrics
 from sync_defense.offline.synthetic.corpus.clips import FAKE_KINDS, VALIDATION_VARIANTS, make_clip, split_faces
 from sync_defense.offline.synthetic.corpus.generate import generate
 from sync_defense.offline.training.datasets import prepare
-from sync_defense.offline.training.evaluate import Metrics, evaluate, served_verdicts, shift_sweep
+from sync_defense.offline.training.evaluate import evaluate, served_verdicts, shift_sweep
 from sync_defense.offline.training.train import TrainConfig, WindowSampler, predict, train
 from sync_defense.offline.training.windows import load_corpus, manipulated_share, served_windows, window_label
 

@@ -11,9 +11,8 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
 from sync_defense.contract import FaceReport
+from sync_defense.offline.metrics import quantiles, roc_auc
 
 from .compose import validate_manifest
 
@@ -42,14 +41,6 @@ def lips_at_upload(face: FaceReport | None) -> float | None:
     return face.lip_sync.at_zero if face is not None and face.lip_sync is not None else None
 
 
-def quantiles(values: list[float | None]) -> list[float] | None:
-    """10th, 50th and 90th percentiles of the values that exist (None: none do)."""
-    present = sorted(v for v in values if v is not None)
-    if not present:
-        return None
-    return [round(float(np.percentile(present, q)), 3) for q in (10, 50, 90)]
-
-
 def _shares(rows: list[dict]) -> dict:
     n = len(rows)
     counts = {v: sum(r["verdict"] == v for r in rows) for v in VERDICTS}
@@ -62,14 +53,6 @@ def _within(rows: list[dict]) -> float | None:
     if not rows:
         return None
     return sum(r["offset_error"] is not None and abs(r["offset_error"]) <= TOLERANCE_FRAMES for r in rows) / len(rows)
-
-
-def roc_auc(genuine: list[float], fake: list[float]) -> float | None:
-    """Probability that a fake scores above a genuine clip (ties count one half): the area under the ROC curve."""
-    if not genuine or not fake:
-        return None
-    wins = sum((f > g) + 0.5 * (f == g) for f in fake for g in genuine)
-    return wins / (len(genuine) * len(fake))
 
 
 def summarise(rows: list[dict]) -> dict:

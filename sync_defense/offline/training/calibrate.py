@@ -22,8 +22,9 @@ import numpy as np
 
 from sync_defense.inference.decision import DecisionConfig
 from sync_defense.model.checkpoint import served_model
+from sync_defense.offline.metrics import band_errors, band_report
 
-from .evaluate import band_errors, band_report, video_scores
+from .evaluate import video_scores
 from .train import predict
 from .windows import load_corpus, served_windows
 

@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score, roc_curve
+from sklearn.metrics import roc_auc_score, roc_curve
 
 from sync_defense.inference.decision import DecisionConfig, voting_probability
 from sync_defense.model.checkpoint import served_model
-from sync_defense.offline.realdata.score import lips_at_upload, quantiles
+from sync_defense.offline.metrics import Metrics, band_report, quantiles
+from sync_defense.offline.realdata.score import lips_at_upload
 from sync_defense.preprocessing import DEFAULT_CONFIG
 from sync_defense.preprocessing.windows import window_starts
 
@@ -29,33 +30,6 @@ from .train import predict
 from .windows import CorpusClip, EvalWindows, audio_window, load_corpus, served_windows, visual_window, window_speech
 
 NO_EVIDENCE = 0.5  # the score of a clip without a speech window (never happens in the corpus: every clip speaks)
-
-
-@dataclass(frozen=True)
-class Metrics:
-    n: int
-    positives: int
-    accuracy: float
-    precision: float
-    recall: float
-    f1: float
-    roc_auc: float
-    eer: float
-
-    @classmethod
-    def of(cls, labels: np.ndarray, scores: np.ndarray, threshold: float = 0.5) -> Metrics:
-        predicted = (scores >= threshold).astype(int)
-        fpr, tpr, _ = roc_curve(labels, scores)
-        eer_at = int(np.argmin(np.abs(fpr - (1 - tpr))))
-        return cls(
-            n=len(labels), positives=int(labels.sum()),
-            accuracy=round(float(accuracy_score(labels, predicted)), 4),
-            precision=round(float(precision_score(labels, predicted, zero_division=0)), 4),
-            recall=round(float(recall_score(labels, predicted, zero_division=0)), 4),
-            f1=round(float(f1_score(labels, predicted, zero_division=0)), 4),
-            roc_auc=round(float(roc_auc_score(labels, scores)), 4),
-            eer=round(float((fpr[eer_at] + 1 - tpr[eer_at]) / 2), 4),
-        )
 
 
 def first_speech_s(clips: list[CorpusClip], windows: EvalWindows) -> np.ndarray:
@@ -78,18 +52,6 @@ def video_scores(clips: list[CorpusClip], windows: EvalWindows, probabilities: n
         p = voting_probability(probabilities[rows], windows.speech[rows], cfg or DecisionConfig.from_calibration())
         scores.append(NO_EVIDENCE if p is None else p)
     return np.array(scores)
-
-
-def band_errors(scores: np.ndarray, labels: np.ndarray, lo: float, hi: float) -> int:
-    return int(np.sum((scores >= hi) & (labels == 0)) + np.sum((scores <= lo) & (labels == 1)))
-
-
-def band_report(scores: np.ndarray, labels: np.ndarray, lo: float, hi: float) -> dict:
-    decided = (scores <= lo) | (scores >= hi)
-    errors = band_errors(scores, labels, lo, hi)
-    return {"videos": int(len(scores)), "uncertain": int((~decided).sum()), "wrong": errors,
-            "accuracy_of_decided": round(1 - errors / max(1, decided.sum()), 4),
-            "binary_accuracy_at_0.5": round(float(np.mean((scores >= 0.5) == labels)), 4)}
 
 
 def evaluate(clips: list[CorpusClip], probabilities: np.ndarray, windows: EvalWindows) -> dict:
