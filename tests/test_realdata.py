@@ -262,21 +262,39 @@ def test_rewrite_follows_the_speech_with_real_frames_in_order_where_they_fit() -
     assert np.mean(np.diff(chosen) == 1) > 0.3  # runs of consecutive source frames, not a jumble
 
 
-def test_a_rewritten_clip_is_fixed_by_its_index_whatever_the_run() -> None:
-    """Clips from ``--first 360`` on are held out only if clip ``i`` never depends on which clips a run makes."""
-    from sync_defense.offline.realdata.rewrite import SR, Source, make_clip
+def _noise_source() -> tuple:
+    """A 12-s silent source of noise pictures with random lip openings, and two noise utterances."""
+    from sync_defense.offline.realdata.rewrite import SR, Source
     from sync_defense.offline.synthetic.media import encode_mp4
 
     rng = np.random.default_rng(0)
     pictures = rng.integers(0, 255, (300, 32, 32, 3), dtype=np.uint8)
     source = Source("noise", encode_mp4(pictures, 25, np.zeros(12 * SR, np.float32), SR), rng.random(300).astype(np.float32))
     utterances = [rng.standard_normal(3 * SR).astype(np.float32) for _ in range(2)]
+    return source, utterances
+
+
+def test_a_rewritten_clip_is_fixed_by_its_index_whatever_the_run() -> None:
+    """Clips from ``--first 360`` on are held out only if clip ``i`` never depends on which clips a run makes."""
+    from sync_defense.offline.realdata.rewrite import make_clip
+
+    source, utterances = _noise_source()
     first, record = make_clip(400, [source], utterances, seed=0, split="val")
     again, record_again = make_clip(400, [source], utterances, seed=0, split="val")
     _, other = make_clip(401, [source], utterances, seed=0, split="val")
     assert first == again and record == record_again
     assert record["split"] == "val" and record["index"] == 100_400
     assert other["duration_s"] != record["duration_s"]
+
+
+def test_every_rewritten_clip_is_a_forgery() -> None:
+    """A real mouth re-timed to speech it never spoke is a lip-sync forgery, in sync or not: never labelled genuine."""
+    from sync_defense.offline.realdata.rewrite import make_clip
+
+    source, utterances = _noise_source()
+    records = [make_clip(i, [source], utterances, seed=0)[1] for i in range(12)]
+    assert {r["kind"] for r in records} >= {"rewrite_sync", "rewrite_shift"}
+    assert all(r["label"] == 1 and r["fake_periods"] for r in records)
 
 # --- container alignment ---------------------------------------------------------------------------------
 

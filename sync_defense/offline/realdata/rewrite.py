@@ -1,12 +1,15 @@
-"""Video Rewrite: real mouths re-timed to new real speech, as training clips with a real mouth's look.
+"""Video Rewrite: real mouths re-timed to new real speech, as training forgeries with a real mouth's look.
 
 Bregler, Covell and Slaney's *Video Rewrite* (1997) — itself a real lip-sync forgery — reorders the
 frames of a silent talking video so that the mouth follows a new soundtrack. Here each output frame
 is the source frame whose lip opening (the face mesh's inner-lip aperture) matches the opening the
 new speech calls for at that instant, continuing the source in order whenever the next frame fits:
-real lips, real skin and a real camera, moving with real speech from other speakers. The genuine
-clips teach the model what a real mouth in sync looks like; their shifted and re-dubbed copies are
-fakes. Only training-role material is used (``sources.py``): no validation speaker appears.
+real lips, real skin and a real camera, moving with real speech from other speakers. Every clip is a
+forgery (label 1): ``rewrite_sync`` is a synchronised one — a real mouth made to follow speech it never
+spoke, the class Wav2Lip belongs to — and its shifted (``rewrite_shift``) and re-dubbed
+(``rewrite_other``) copies are desynchronised ones. (Until 2026-12-03 ``rewrite_sync`` was labelled
+genuine, so the committed checkpoint learnt that such a mouth is real; see the model card.) Only
+training-role material is used (``sources.py``): no validation speaker appears.
 
     python -m sync_defense.offline.realdata.rewrite --training build/realdata/training --corpus build/corpus --clips 150
 
@@ -37,7 +40,7 @@ FPS = DEFAULT_CONFIG.timeline.fps
 MIN_SOURCE_S = 10.0  # shorter silent videos have too few distinct mouth shapes to re-time
 SEGMENT_FRAMES = 500  # a clip draws its frames from 20 s of one source (one head pose range, one light)
 INDEX_BASE = 100_000  # corpus indices of rewritten clips, apart from the rendered ones
-KINDS = {"rewrite_real": 0.5, "rewrite_shift": 0.3, "rewrite_other": 0.2}
+KINDS = {"rewrite_sync": 0.5, "rewrite_shift": 0.3, "rewrite_other": 0.2}
 LOUDNESS_RANGE_DBFS = (-50.0, -15.0)  # mapped to closed .. wide open
 
 
@@ -132,10 +135,10 @@ def make_clip(index: int, sources: list[Source], utterances: list[np.ndarray], s
     elif kind == "rewrite_other":
         audio = _speech(utterances, seconds, rng)
     record = {
-        "index": INDEX_BASE + index, "split": split, "kind": kind, "label": int(kind != "rewrite_real"),
+        "index": INDEX_BASE + index, "split": split, "kind": kind, "label": 1,
         "voice": "real", "text": "", "face": f"rewrite:{source.name}", "fps": float(FPS), "variable_frame_rate": False,
         "width": int(frames.shape[2]), "height": int(frames.shape[1]), "offset_s": offset_s,
-        "fake_periods": [[0.0, seconds]] if kind != "rewrite_real" else [], "duration_s": round(n / FPS, 3),
+        "fake_periods": [[0.0, seconds]], "duration_s": round(n / FPS, 3),
     }
     return encode_mp4(frames, FPS, audio[: n * (SR // FPS)], SR), record
 
