@@ -9,7 +9,7 @@ REPO := model_repository
 SAMPLE := samples/talking_head.mp4
 MODEL_SOURCES := $(wildcard checkpoints/*.pt sync_defense/model/*.py sync_defense/export/*.py sync_defense/preprocessing/*.py)
 
-.PHONY: venv repository up down demo test test-fast perf lint train evaluate realval realmouths
+.PHONY: venv repository up down demo test test-fast perf lint train evaluate realval realmouths forgeries
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +78,16 @@ realval: repository
 	$(BIN)/python -m devtools.local_triton up --repository $(REPO)
 	$(BIN)/python -m sync_defense.offline.realdata.score --manifest build/realval/manifest.json --url 127.0.0.1:8001 \
 	  --out build/realval/report; status=$$?; $(BIN)/python -m devtools.local_triton down; exit $$status
+
+# Synchronised forgeries of the real validation recordings (mouths re-made to follow another real mouth's audio or
+# an audio-driven opening: rewrite, warp, generator-like lower face, transplant) with a control per recording, through
+# the served ensemble: build/forgeries/validation/report/report.md, grouped by technique and driver.
+forgeries: repository
+	$(BIN)/python -m sync_defense.offline.realdata.build --out build/realval --training-out build/realdata/training
+	$(BIN)/python -m sync_defense.offline.realdata.forgeries --realval build/realval --out build/forgeries/validation
+	$(BIN)/python -m devtools.local_triton up --repository $(REPO)
+	$(BIN)/python -m sync_defense.offline.realdata.score --manifest build/forgeries/validation/manifest.json --url 127.0.0.1:8001 \
+	  --out build/forgeries/validation/report; status=$$?; $(BIN)/python -m devtools.local_triton down; exit $$status
 
 # Real mouths the checkpoint never saw (Video Rewrite clips 360-599 of the training speakers, which `make train`
 # does not make) through the served ensemble, and the thresholds `calibrate` would fit on them.

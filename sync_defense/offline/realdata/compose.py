@@ -11,7 +11,7 @@ is no cue.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -243,11 +243,14 @@ def manifest(entries: list[dict], sources: dict[str, dict]) -> dict:
     }
 
 
-def validate_manifest(data: dict) -> None:
-    """Raise ValueError unless `data` is a manifest that `score` can use."""
+CASE_KEYS = frozenset({"case", "file", "label", "kind", "expected_offset_frames", "sources", "licence", "duration_s", "notes"})
+
+
+def validate_cases(data: dict, keys: frozenset[str], problem: Callable[[dict], str | None]) -> None:
+    """Raise ValueError unless ``data`` is a manifest ``score`` can use: fps 25, cases named once with exactly
+    ``keys``, each with a duration, sources and a licence, and none of which ``problem`` finds fault with."""
     if data.get("fps") != FPS or not isinstance(data.get("cases"), list) or not data["cases"]:
         raise ValueError("a manifest needs fps == 25 and a non-empty list of cases")
-    keys = {"case", "file", "label", "kind", "expected_offset_frames", "sources", "licence", "duration_s", "notes"}
     names = set()
     for entry in data["cases"]:
         if set(entry) != keys:
@@ -255,10 +258,21 @@ def validate_manifest(data: dict) -> None:
         if entry["case"] in names:
             raise ValueError(f"{entry['case']}: listed twice")
         names.add(entry["case"])
-        if entry["kind"] not in KINDS or entry["label"] != ("real" if entry["kind"].startswith("genuine") else "fake"):
-            raise ValueError(f"{entry['case']}: kind {entry['kind']!r} and label {entry['label']!r} do not agree")
-        offset = entry["expected_offset_frames"]
-        if (offset is None) != (entry["kind"] in ("swap", "dub")) or (entry["label"] == "real" and offset not in (0, None)):
-            raise ValueError(f"{entry['case']}: expected offset {offset!r} does not fit kind {entry['kind']!r}")
+        if (complaint := problem(entry)) is not None:
+            raise ValueError(f"{entry['case']}: {complaint}")
         if not 0 < entry["duration_s"] <= MAX_CASE_S or not entry["sources"] or not entry["licence"]:
             raise ValueError(f"{entry['case']}: duration, sources and licence must be given")
+
+
+def _composed_case_problem(entry: dict) -> str | None:
+    if entry["kind"] not in KINDS or entry["label"] != ("real" if entry["kind"].startswith("genuine") else "fake"):
+        return f"kind {entry['kind']!r} and label {entry['label']!r} do not agree"
+    offset = entry["expected_offset_frames"]
+    if (offset is None) != (entry["kind"] in ("swap", "dub")) or (entry["label"] == "real" and offset not in (0, None)):
+        return f"expected offset {offset!r} does not fit kind {entry['kind']!r}"
+    return None
+
+
+def validate_manifest(data: dict) -> None:
+    """Raise ValueError unless ``data`` is a manifest of composed cases that ``score`` can use."""
+    validate_cases(data, CASE_KEYS, _composed_case_problem)

@@ -26,7 +26,7 @@ def row(entry: dict, answer: dict | None, error: str | None = None, face: FaceRe
     answer = answer or {}
     offset, expected = answer.get("av_offset_frames"), entry["expected_offset_frames"]
     return {
-        "case": entry["case"], "label": entry["label"], "kind": entry["kind"],
+        "case": entry["case"], "label": entry["label"], "kind": entry["kind"], "driver": entry.get("driver"),
         "verdict": answer.get("verdict", "error"), "fake_probability": answer.get("fake_probability"),
         "confidence": answer.get("confidence"), "offset_frames": offset, "expected_offset_frames": expected,
         "offset_error": None if offset is None or expected is None else round(offset - expected, 3),
@@ -55,6 +55,19 @@ def _within(rows: list[dict]) -> float | None:
     return sum(r["offset_error"] is not None and abs(r["offset_error"]) <= TOLERANCE_FRAMES for r in rows) / len(rows)
 
 
+def groups(rows: list[dict]) -> dict[str, dict]:
+    """Verdict shares, offsets within tolerance and the median fake_probability of each kind, each driver (forgery
+    manifests: ``driver=mouth``, ``driver=audio``) and each kind by driver: technique by technique."""
+    keys: dict[str, list[dict]] = {}
+    for r in rows:
+        names = [r["kind"]] + ([f"driver={r['driver']}", f"{r['kind']}/{r['driver']}"] if r.get("driver") else [])
+        for name in names:
+            keys.setdefault(name, []).append(r)
+    return {name: {**_shares(group), "offset_within": _within(group),
+                   "median_fake_probability": (quantiles([r["fake_probability"] for r in group]) or [None] * 3)[1]}
+            for name, group in keys.items()}
+
+
 def summarise(rows: list[dict]) -> dict:
     """The figures the issue's targets are stated in, from the per-clip rows."""
     genuine = [r for r in rows if r["label"] == "real"]
@@ -65,7 +78,7 @@ def summarise(rows: list[dict]) -> dict:
     offsets = {"genuine_within": _within(genuine), "shifted_within": _within([r for r in fakes if r["kind"] == "shift"]),
                "tolerance_frames": TOLERANCE_FRAMES}
     return {
-        "genuine": g, "fakes": f, "offset": offsets,
+        "genuine": g, "fakes": f, "offset": offsets, "groups": groups(rows),
         "roc_auc": roc_auc(scored_g, scored_f), "auc_counts": {"genuine": len(scored_g), "fake": len(scored_f)},
         "lips_at_zero": {"genuine": quantiles([r["lips_at_zero"] for r in genuine]),
                          "fakes": quantiles([r["lips_at_zero"] for r in fakes])},
@@ -111,6 +124,11 @@ def markdown(rows: list[dict], summary: dict, url: str) -> str:
         "- Targets: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in summary["targets"].items()), "",
         "`model`: the learned model's probability (its best audio shift, its self-test); `lips`: the lip-sync test's "
         "verdict (lag, correlation peak / this upload's chance peak); both for the deciding face.", "",
+        "| group | n | real | uncertain | fake | no answer | offset within | median fake_probability |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        *(f"| {name} | {s['n']} | {_fmt(s['real'], '.0%')} | {_fmt(s['uncertain'], '.0%')} | {_fmt(s['fake'], '.0%')} | "
+          f"{_fmt(s['other'], '.0%')} | {_fmt(s['offset_within'], '.0%')} | {_fmt(s['median_fake_probability'], '.3f')} |"
+          for name, s in summary.get("groups", {}).items()), "",
         "| case | label | kind | verdict | fake_probability | confidence | offset | expected | error | faces | evidence "
         "| model | lips | latency ms |",
         "|---|---|---|---|---:|---:|---:|---:|---:|---:|---|---|---|---:|",
@@ -128,7 +146,12 @@ def score(manifest: Path, url: str, protocol: str, out: Path, timeout_s: float) 
     from sync_defense.client import DetectionError, SyncDefenseClient  # tritonclient is only needed to score
 
     data = json.loads(manifest.read_text())
-    validate_manifest(data)
+    if any("driver" in e for e in data.get("cases") or []):  # synchronised forgeries (forgeries.py)
+        from .forgeries import validate_manifest as validate_forgeries
+
+        validate_forgeries(data)
+    else:
+        validate_manifest(data)
     rows = []
     with SyncDefenseClient(url, protocol=protocol, timeout_s=timeout_s) as client:
         for entry in data["cases"]:
