@@ -32,10 +32,12 @@ from sync_defense.export.model_repository import CPU_GRAPH_PARAMETERS
 from sync_defense.inference.lipsync import lip_sync
 from sync_defense.onnx_session import onnx_session
 from sync_defense.preprocessing import DEFAULT_CONFIG, landmarks, preprocess_video, warm_up
-from sync_defense.preprocessing.crops import window_frames
+from sync_defense.preprocessing.crops import spans_of, window_frames
 from sync_defense.preprocessing.decode import iter_timeline_frames, to_rgb, to_small
 from sync_defense.preprocessing.mouth import crop_mouth
+from sync_defense.preprocessing.phones import decode_phones, near_speech
 from sync_defense.preprocessing.scan import read_audio, scan_faces
+from sync_defense.preprocessing.texture import face_crops, texture
 from sync_defense.serving.preprocess_step import preprocess
 from sync_defense.serving.score_step import GraphRunner, score
 
@@ -102,6 +104,15 @@ def parts(data: bytes, onnx_dir: Path, samples: int = 50) -> tuple[list[Part], f
     lips = {t.track_id: t.held_lips(scan.n_frames) for t in tracks}
 
     decode = cpu_s(lambda: sum(1 for _ in iter_timeline_frames(data, cfg)))
+    audio = read_audio(data, scan.timeline, cfg)
+    measured = np.zeros(scan.n_frames, bool)
+    for frames_of_face in scored:
+        measured[frames_of_face] = True
+
+    def mouth_texture(k: int, t: int) -> np.ndarray:
+        """The texture crops and measures of one face on one frame, changes included (against itself)."""
+        pair = face_crops(rgb[k], boxes[t][k], lips[t][k], cfg)
+        return texture(*pair, pair)
     result = [
         Part("decoding (pass 1 and pass 2)", 2, decode),
         Part("BlazeFace, every 5th frame", len(keyframes), median_cpu_s(
@@ -116,7 +127,11 @@ def parts(data: bytes, onnx_dir: Path, samples: int = 50) -> tuple[list[Part], f
             [lambda k=k, t=t: landmarks.face_landmarks(rgb[k], boxes[t][k]) for k, t in face_frames])),
         Part("mouth crop of every scored frame", sum(map(len, scored)), median_cpu_s(
             [lambda k=k, t=t: crop_mouth(rgb[k], lips[t][k], cfg) for k, t in face_frames])),
+        Part("mouth texture of every scored frame (blur, colour, flicker)", sum(map(len, scored)),
+             median_cpu_s([lambda k=k, t=t: mouth_texture(k, t) for k, t in face_frames])),
         Part("audio: decoding, VAD, log-mel", 1, cpu_s(lambda: read_audio(data, scan.timeline, cfg))),
+        Part("phones of the measured speech (pocketsphinx)", 1,
+             cpu_s(lambda: decode_phones(audio.samples, cfg, spans_of(measured & near_speech(audio.speech))))),
         Part("lip-sync test", len(video.apertures), median_cpu_s([lambda a=a: lip_sync(a, video.loudness) for a in video.apertures])),
     ]
     graphs = TimedGraphs(onnx_dir)

@@ -3,7 +3,8 @@
     python -m benchmarks.long_video --minutes 10 --url 127.0.0.1:8001 --server-pid "$(cat build/server/tritonserver.pid)"
 
 The video is a 10-s talking-face clip looped (H.264 + AAC, 320x240, 25 fps), so it is real speech
-in sync from start to end. The client is the CLI in a subprocess so that its memory is its own.
+in sync from start to end (its drawn mouth is opened by the loudness itself: ``too_perfect_sync``
+fires). The client is the CLI in a subprocess so that its memory is its own.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class LongVideoRun:
     file_mib: float
     latency_s: float
     verdict: str
+    fake_probability: float | None
+    forgery_evidence: list[str]  # the forgery traces that fired on the deciding face
     faces: int
     windows: int
     sampled: bool
@@ -51,9 +54,12 @@ def run(video: Path, url: str, server_pid: int) -> LongVideoRun:
     if child.returncode:
         raise RuntimeError(f"the client failed: {err}")
     result = json.loads(out)[0]
+    deciding = next((f for f in result["faces"] if f["track_id"] == result["deciding_track_id"]), None)
     return LongVideoRun(
         minutes=round(result["duration_s"] / 60, 2), file_mib=round(video.stat().st_size / MIB, 1), latency_s=round(latency, 1),
-        verdict=result["verdict"], faces=len(result["faces"]), windows=len(result["windows"]), sampled=result["sampled"],
+        verdict=result["verdict"], fake_probability=result["fake_probability"],
+        forgery_evidence=[e["name"] for e in deciding["forgery_evidence"] if e["fired"]] if deciding else [],
+        faces=len(result["faces"]), windows=len(result["windows"]), sampled=result["sampled"],
         server_pss_before_mib=round(before / MIB), server_peak_pss_mib=round(server.bytes / MIB),
         client_peak_pss_mib=round(client.bytes / MIB),
     )

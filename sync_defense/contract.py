@@ -123,6 +123,21 @@ class LipSyncReport:
 
 
 @dataclass(frozen=True)
+class ForgeryEvidence:
+    """One training-free trace of a re-made mouth (``inference.evidence``): sync alone never clears a face."""
+
+    name: str  # phoneme_viseme | too_perfect_sync | mouth_blur | mouth_colour | mouth_flicker
+    fired: bool  # the value is past its threshold on enough material
+    value: float | None  # the measure (None: not enough material to measure it)
+    threshold: float  # fires past this (ForgeryEvidenceConfig)
+    support: int  # how much it rests on: closures called for, frames or 1-s windows measured
+    # [start_s, end_s] where it shows: each missed closure, each 1-s window past the threshold (mouth_*), or
+    # the stretches the correlation was taken over (too_perfect_sync, when fired)
+    spans: list[list[float]]
+    summary: str  # in words, with the counts
+
+
+@dataclass(frozen=True)
 class FaceReport:
     track_id: int
     box: list[float]  # [x, y, w, h], median over the track, in upright pixels
@@ -139,6 +154,8 @@ class FaceReport:
     model_self_test: float | None  # its self-test score: median minus minimum over shifts (decides at >= model_self_test)
     lip_sync: LipSyncReport | None
     evidence: str  # model | lip_sync | none: which test decided (model only when it passes its self-test)
+    forgery_evidence: list[ForgeryEvidence]  # each trace measured on this face, fired or not
+    verdict: str  # this face's: sync and the forgery evidence together (one of VERDICTS)
 
 
 @dataclass(frozen=True)
@@ -165,7 +182,7 @@ class Answer:
 
     verdict: str  # one of VERDICTS
     fake_probability: float | None  # the deciding face's; None for no_face / no_speech
-    confidence: float  # 0 inside the uncertain band, 1 at probability 0 or 1
+    confidence: float  # 0 inside the uncertain band or where forgery evidence, not the probability, set the verdict; 1 at 0 or 1
     av_offset_frames: int | None
     av_offset_s: float | None
     deciding_track_id: int | None
@@ -197,7 +214,8 @@ class Answer:
             raise ValueError(f"answer fields differ from the contract: missing {sorted(expected - set(values))}, "
                              f"unknown {sorted(set(values) - expected)}")
         return cls(**{**values, "thresholds": Thresholds(**values["thresholds"]),
-                      "faces": [FaceReport(**{**f, "lip_sync": f["lip_sync"] and LipSyncReport(**f["lip_sync"])})
+                      "faces": [FaceReport(**{**f, "lip_sync": f["lip_sync"] and LipSyncReport(**f["lip_sync"]),
+                                                 "forgery_evidence": [ForgeryEvidence(**e) for e in f["forgery_evidence"]]})
                                 for f in values["faces"]],
                       "segments": [SegmentReport(**s) for s in values["segments"]],
                       "windows": [WindowReport(**w) for w in values["windows"]]})

@@ -10,8 +10,16 @@ import numpy as np
 import pytest
 
 from sync_defense.artifacts import CALIBRATION
-from sync_defense.contract import Answer
-from sync_defense.inference.decision import DecisionConfig, ScoredVideo, analyse, face_probability, fake_segments, verdict_of
+from sync_defense.contract import Answer, ForgeryEvidence
+from sync_defense.inference.decision import (
+    DecisionConfig,
+    ScoredVideo,
+    analyse,
+    face_probability,
+    face_verdict,
+    fake_segments,
+    verdict_of,
+)
 from sync_defense.inference.offsets import estimate_offset
 from sync_defense.offline.metrics import band_errors
 from sync_defense.offline.training.calibrate import fit_band
@@ -136,6 +144,58 @@ def test_a_face_no_test_can_judge_does_not_decide_over_one_that_was_judged() -> 
     assert [f.evidence for f in result.faces] == ["lip_sync", "none"]
     assert result.verdict == "real" and result.deciding_track_id == 0
     assert any("face(s) 1 could not be judged" in w for w in result.warnings)
+
+
+IN_SYNC = {"verdict": "in_sync", "lag_frames": 0, "peak": 0.6, "at_zero": 0.6, "chance_peak": 0.3, "frames": 150}
+
+
+def trace(name: str, fired: bool, spans: list[list[float]] | None = None) -> dict:
+    """One forgery trace as the preprocess step writes it into ``VIDEO_INFO``."""
+    return {"name": name, "fired": fired, "value": 0.9 if fired else 0.1, "threshold": 0.5, "support": 8,
+            "spans": spans or [], "summary": f"{name} measured"}
+
+
+def with_evidence(info: dict, *traces: dict, face: int = 0) -> dict:
+    info["faces"][face]["forgery_evidence"] = list(traces)
+    return info
+
+
+def test_an_in_sync_face_whose_forgery_evidence_fires_is_not_real() -> None:
+    """The lips follow the speech (the model and the lip test agree on 0), yet the mouth closes on no M, B or P."""
+    video, info = scored([[0.02] * 5], lip_sync=IN_SYNC)
+    assert judge(video, info).verdict == "real"  # sync alone would clear it
+    missed = trace("phoneme_viseme", True, [[1.2, 1.36], [3.04, 3.2]])
+    result = judge(video, with_evidence(info, missed, trace("too_perfect_sync", False), trace("mouth_blur", False)))
+    face = result.faces[0]
+    assert result.verdict == face.verdict == "uncertain" and result.confidence == 0.0
+    assert face.fake_probability == pytest.approx(0.02) and face.evidence == "model"  # the sync numbers are still reported
+    assert [e.name for e in face.forgery_evidence if e.fired] == ["phoneme_viseme"]
+    warning = next(w for w in result.warnings if w.startswith("forgery evidence on face 0"))
+    assert "lips follow the speech" in warning and "phoneme_viseme" in warning and "1.2-1.4 s, 3.0-3.2 s" in warning
+    both = judge(video, with_evidence(info, missed, trace("too_perfect_sync", True, [[0.0, 5.0]])))
+    assert both.verdict == both.faces[0].verdict == "fake" and both.confidence == 0.0
+    assert Answer.from_json(both.to_json()) == both  # the evidence and its times survive the JSON answer
+    assert both.faces[0].forgery_evidence[1] == ForgeryEvidence(**trace("too_perfect_sync", True, [[0.0, 5.0]]))
+
+
+def test_out_of_sync_stays_fake_and_evidence_never_clears_a_face() -> None:
+    shifted = {"verdict": "shifted", "lag_frames": 14, "peak": 0.6, "at_zero": 0.1, "chance_peak": 0.3, "frames": 150}
+    video, info = scored([[0.97] * 5], self_test=False, lip_sync=shifted)
+    result = judge(video, with_evidence(info, trace("phoneme_viseme", False), trace("mouth_blur", False)))
+    assert result.verdict == "fake" and result.confidence > 0 and not [w for w in result.warnings if "forgery" in w]
+    for sync_p, fired, expected in [(0.02, 0, "real"), (0.02, 1, "uncertain"), (0.02, 2, "fake"), (0.99, 0, "fake"), (0.99, 1, "fake")]:
+        traces = [ForgeryEvidence(**trace(f"t{i}", i < fired)) for i in range(3)]
+        assert face_verdict(sync_p, True, "lip_sync", traces, CFG) == expected
+    assert face_verdict(0.02, False, "lip_sync", [ForgeryEvidence(**trace("t", True))] * 2, CFG) == "uncertain"  # a still mouth
+    assert face_verdict(None, True, "none", [], CFG) == "no_speech"
+
+
+def test_a_listeners_forgery_evidence_does_not_make_a_conversation_suspect() -> None:
+    video, info = scored([[0.02] * 6, [0.02] * 6], lip_sync=IN_SYNC)
+    motion = np.where(video.window_track == 1, 0.1, 5.0).astype(np.float32)
+    result = judge(replace(video, window_motion=motion), with_evidence(info, trace("phoneme_viseme", True), face=1))
+    assert result.verdict == "real" and result.deciding_track_id == 0 and result.faces[1].verdict == "uncertain"
+    assert not [w for w in result.warnings if "forgery" in w]
 
 
 def test_segments_merge_touching_fake_windows() -> None:

@@ -128,6 +128,11 @@ def test_a_long_video_is_decoded_only_in_its_stretches() -> None:
     assert video.sampled and len(video.tracks) == 1 and len(video.window_start) == CFG.limits.max_windows_per_face
     assert all(inside[s : s + CFG.timeline.clip_frames].all() for s in video.window_start)
     assert np.array_equal(np.isfinite(video.apertures[0]), inside)  # every stretch frame measured, no other
+    assert np.array_equal(np.isfinite(video.textures[0][:, 0]), inside)  # the mouth's texture too
+    after_a_measured_frame = inside & np.concatenate([[False], inside[:-1]])  # a change needs the frame before
+    assert np.array_equal(np.isfinite(video.textures[0][:, 2]), after_a_measured_frame)
+    phone_frames = (video.phones.start_s * CFG.timeline.fps).astype(int)
+    assert len(video.phones.labels) > 100 and inside[phone_frames].all()  # phones decoded in the stretches only
     assert video.window_motion.min() > 0 and np.median(video.window_speech) > 0.5
 
 
@@ -165,6 +170,8 @@ def test_faces_and_lips_found_on_worker_threads_equal_the_inline_models(talking_
     assert np.isfinite(reference.apertures[0]).sum() > 100
     assert np.array_equal(threaded.apertures[0], reference.apertures[0], equal_nan=True)
     assert np.array_equal(threaded.crops, reference.crops)
+    assert np.array_equal(threaded.textures[0], reference.textures[0], equal_nan=True)
     with ThreadPoolExecutor(3) as callers:
         for video in callers.map(preprocess_video, [talking_mp4] * 3):
             assert np.array_equal(video.apertures[0], reference.apertures[0], equal_nan=True)
+            assert video.phones.labels == reference.phones.labels and len(video.phones.labels) > 20  # a phone decoder per thread

@@ -232,7 +232,8 @@ def test_the_table_shows_both_tests_of_the_deciding_face() -> None:
     lips = LipSyncReport(verdict="shifted", lag_frames=-7, peak=0.5875, at_zero=0.3, chance_peak=0.5095, frames=200)
     face = FaceReport(track_id=1, box=[0, 0, 40, 40], first_s=0.0, last_s=8.0, fake_probability=0.978, av_offset_frames=-7,
                       av_offset_confidence=None, speaking=True, windows=8, voting_windows=8, model_probability=0.905,
-                      model_offset_frames=13, model_self_test=0.31, lip_sync=lips, evidence="lip_sync")
+                      model_offset_frames=13, model_self_test=0.31, lip_sync=lips, evidence="lip_sync", forgery_evidence=[],
+                      verdict="fake")
     answer = {"verdict": "fake", "fake_probability": 0.978, "confidence": 0.5, "av_offset_frames": -7, "faces": [{}, {}],
               "latency_ms": 10.0}
     rows = [score.row(entry, answer, face=face), score.row(entry, None, "refused")]

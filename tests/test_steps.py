@@ -81,6 +81,21 @@ def test_decision_writes_the_contract_answer(prepared: dict[str, np.ndarray], mo
     assert len(answer.windows) == len(prepared[c.WINDOW_START]) and len(answer.faces) == 1
 
 
+
+def test_the_answer_carries_each_faces_forgery_evidence_with_times(prepared: dict[str, np.ndarray], model) -> None:
+    """The synthetic talking face's mouth is opened by the loudness itself: in sync, and too perfectly so."""
+    tensors = {**prepared, c.PAIR_FAKE_PROBABILITY: score_pairs(model, prepared)}
+    cfg = DecisionConfig.from_calibration()
+    answer = Answer.from_json(decide(tensors, cfg)[c.RESULT][0])
+    face = answer.faces[0]
+    assert [e.name for e in face.forgery_evidence] == ["phoneme_viseme", "too_perfect_sync", "mouth_blur", "mouth_colour", "mouth_flicker"]
+    too_perfect = face.forgery_evidence[1]
+    assert too_perfect.fired and too_perfect.value >= too_perfect.threshold and too_perfect.spans[0][0] < too_perfect.spans[-1][1]
+    assert face.fake_probability <= cfg.real_threshold  # the lips follow the speech ...
+    assert answer.verdict == face.verdict != "real" and any("too_perfect_sync" in w for w in answer.warnings)  # ... too well
+    assert not any(e.fired for e in face.forgery_evidence if e.name.startswith("mouth_"))  # the drawn mouth is sharp and steady
+
+
 def test_the_answer_parser_refuses_fields_outside_the_contract(prepared: dict[str, np.ndarray], model) -> None:
     tensors = {**prepared, c.PAIR_FAKE_PROBABILITY: score_pairs(model, prepared)}
     answer = json.loads(decide(tensors, DecisionConfig.from_calibration())[c.RESULT][0])

@@ -17,8 +17,10 @@ def _line(d: Detection) -> str:
     if d.fake_probability is None:
         return f"{d.file}: {d.verdict} ({len(d.faces)} faces, {d.latency_ms:.0f} ms)"
     offset = "" if d.av_offset_frames is None else f", A/V offset {d.av_offset_frames:+d} frames"
+    fired = sorted({e.name for f in d.faces if f.speaking for e in f.forgery_evidence if e.fired})
+    evidence = f", forgery evidence: {' '.join(fired)}" if fired else ""
     return (
-        f"{d.file}: {d.verdict} (fake probability {d.fake_probability:.3f}, confidence {d.confidence:.2f}{offset}, "
+        f"{d.file}: {d.verdict} (fake probability {d.fake_probability:.3f}, confidence {d.confidence:.2f}{offset}{evidence}, "
         f"{len(d.faces)} faces, {len(d.segments)} fake segments, {len(d.windows)} windows, {d.latency_ms:.0f} ms)"
     )
 

@@ -18,6 +18,13 @@ Each face's probability comes from the learned model only where it passes SyncNe
 agrees with the training-free lip test on the alignment, else from the lip test, else from nothing
 (``_face_report``); faces that neither test could judge decide the video only when no face could be
 judged.
+
+Sync never clears a face on its own (``face_verdict``): a lip-sync forgery re-makes the mouth so that it
+*does* follow the voice. A face is ``real`` only when sync says so **and** none of its forgery evidence
+(``evidence``: missed lip closures, too-perfect sync, mouth blur, colour and flicker) fires; with
+evidence firing it is ``uncertain``, or ``fake`` from ``fake_when_fired`` traces on; out-of-sync faces
+stay ``fake``. The video's verdict is its most suspicious speaking face's, and ``warnings`` names the
+evidence that fired, with its times, wherever it overrules the lips.
 """
 
 from __future__ import annotations
@@ -29,13 +36,14 @@ from pathlib import Path
 import numpy as np
 
 from sync_defense.artifacts import CALIBRATION
-from sync_defense.contract import Answer, FaceReport, LipSyncReport, SegmentReport, Thresholds, WindowReport
+from sync_defense.contract import Answer, FaceReport, ForgeryEvidence, LipSyncReport, SegmentReport, Thresholds, WindowReport
 from sync_defense.preprocessing.config import DEFAULT_CONFIG, PreprocessConfig
 
 from .lipsync import DEFAULT_LIP_SYNC, LipSync, LipSyncConfig
 from .offsets import DEFAULT_SEARCH, Offset, OffsetSearchConfig, estimate_offset
 
 TRUNCATION_TOLERANCE_S = 0.5  # decoded shorter than declared by more (and by 5 %): the file is cut
+SEVERITY = {"real": 0, "uncertain": 1, "fake": 2}  # which face's verdict speaks for the video
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,10 @@ class DecisionConfig:
     # shifted audio on this video (a face or camera unlike its training) and its probability is not used.
     model_self_test: float = 0.1
     lip_sync: LipSyncConfig = DEFAULT_LIP_SYNC
+    # A face in sync is called fake when this many forgery traces fire (``evidence``; their thresholds are
+    # applied where they are measured, in the preprocess step); fewer, but at least one, make it
+    # uncertain: the thresholds are not fitted on forgeries yet, and one heuristic alone does not accuse.
+    fake_when_fired: int = 2
     preprocess: PreprocessConfig = DEFAULT_CONFIG
 
     @property
@@ -167,12 +179,31 @@ def _model_is_trusted(offset: Offset | None, lips: LipSync | None, cfg: Decision
     return offset.frames is not None and lips.lag_frames is not None and abs(offset.frames - lips.lag_frames) <= cfg.lip_sync.in_sync_frames
 
 
+def face_verdict(probability: float | None, speaking: bool, evidence: str, forgery: list[ForgeryEvidence], cfg: DecisionConfig) -> str:
+    """One face's verdict: the sync tests' (``verdict_of``), which forgery evidence can only make worse.
+
+    ``real`` needs sync **and** no trace fired; one fired trace makes an in-sync face ``uncertain``,
+    ``fake_when_fired`` make it ``fake``. A face whose sync cannot be judged (no test could, or its
+    mouth does not move while the voice speaks) is ``uncertain`` whatever its traces say.
+    """
+    if probability is None:
+        return "no_speech"
+    if not speaking or evidence == "none":
+        return "uncertain"
+    fired = sum(e.fired for e in forgery)
+    if fired >= cfg.fake_when_fired:
+        return "fake"
+    sync = verdict_of(probability, cfg)
+    return "uncertain" if fired and sync == "real" else sync
+
+
 def _face_report(face: dict, scored: ScoredVideo, p: np.ndarray, cfg: DecisionConfig) -> tuple[FaceReport, list[SegmentReport]]:
     """One face: the model's evidence where it is trusted (``_model_is_trusted``), else the lip-sync
     test's, else none.
 
     Without either, the model's probability is reported but the verdict is ``uncertain``: the
-    detector does not accuse when it does not know.
+    detector does not accuse when it does not know. The forgery evidence measured in the preprocess
+    step (``evidence.face_evidence``) is reported and enters the face's verdict (``face_verdict``).
     """
     track_id = face["track_id"]
     lips = LipSync(**face["lip_sync"]) if face.get("lip_sync") else None
@@ -182,6 +213,8 @@ def _face_report(face: dict, scored: ScoredVideo, p: np.ndarray, cfg: DecisionCo
     offset = estimate_offset(voting, scored.pair_window, scored.pair_shift, scored.pair_probability, cfg.search)
     model_p = voting_probability(p[rows], scored.window_speech[rows], cfg)
     lip_p = lips.fake_probability(cfg.lip_sync) if lips else None
+    forgery = [ForgeryEvidence(**e) for e in face.get("forgery_evidence", [])]
+    speaking = bool(voting.size and np.median(scored.window_motion[voting]) >= cfg.min_mouth_motion)
     if model_p is None:
         evidence, probability, frames = "none", None, None
     elif _model_is_trusted(offset, lips, cfg):
@@ -191,11 +224,11 @@ def _face_report(face: dict, scored: ScoredVideo, p: np.ndarray, cfg: DecisionCo
     else:
         evidence, probability, frames = "none", model_p, None
     report = FaceReport(
-        **{k: v for k, v in face.items() if k != "lip_sync"},
+        **{k: v for k, v in face.items() if k not in ("lip_sync", "forgery_evidence")},
         fake_probability=_rounded(probability),
         av_offset_frames=frames,
         av_offset_confidence=_rounded(offset.confidence) if offset and evidence == "model" else None,
-        speaking=bool(voting.size and np.median(scored.window_motion[voting]) >= cfg.min_mouth_motion),
+        speaking=speaking,
         windows=int(rows.size),
         voting_windows=int(voting.size),
         model_probability=_rounded(model_p),
@@ -203,6 +236,8 @@ def _face_report(face: dict, scored: ScoredVideo, p: np.ndarray, cfg: DecisionCo
         model_self_test=_rounded(offset.confidence) if offset else None,
         lip_sync=LipSyncReport(**face["lip_sync"]) if lips else None,
         evidence=evidence,
+        forgery_evidence=forgery,
+        verdict=face_verdict(_rounded(probability), speaking, evidence, forgery, cfg),
     )
     segments = fake_segments(track_id, scored.window_start[voting], p[voting], cfg) if evidence == "model" else []
     return report, segments
@@ -220,22 +255,20 @@ def analyse(scored: ScoredVideo, info: dict, cfg: DecisionConfig) -> Answer:
     voting = [f for f in faces if f.fake_probability is not None]
     considered = [f for f in voting if f.speaking] or voting
     judged = [f for f in considered if f.evidence != "none"]  # a face no test could judge decides only if none could be
-    deciding = max(judged or considered, key=lambda f: f.fake_probability, default=None)
+    deciding = max(judged or considered, key=lambda f: (SEVERITY[f.verdict], f.fake_probability), default=None)
     if not faces:
         verdict, probability = "no_face", None
     elif deciding is None:
         verdict, probability = "no_speech", None
     else:
-        probability = deciding.fake_probability
-        verdict = verdict_of(probability, cfg)
-    if deciding is not None and (not deciding.speaking or deciding.evidence == "none"):
-        verdict = "uncertain"  # nobody on screen speaks, or no test could judge this face's sync
+        verdict, probability = deciding.verdict, deciding.fake_probability
     offset = deciding.av_offset_frames if deciding else None
     order = np.lexsort((scored.window_start, scored.window_track))
     return Answer(
         verdict=verdict,
         fake_probability=probability,
-        confidence=_rounded(confidence_of(probability, cfg)) if probability is not None and verdict != "uncertain" else 0.0,
+        confidence=_rounded(confidence_of(probability, cfg)) if verdict in ("real", "fake") and verdict == verdict_of(probability, cfg)
+        else 0.0,  # how far past its threshold the probability is, where the verdict is the probability's own
         av_offset_frames=offset,
         av_offset_s=None if offset is None else round(offset / cfg.fps, 3),
         deciding_track_id=deciding.track_id if deciding else None,
@@ -276,4 +309,20 @@ def answer_warnings(info: dict, faces: list[FaceReport], deciding: FaceReport | 
     if deciding is not None and deciding.evidence != "none" and unjudged:
         warnings.append(f"the sync of face(s) {', '.join(map(str, unjudged))} could not be judged by either test; "
                         f"the verdict rests on face {deciding.track_id}")
-    return warnings
+    return warnings + [forgery_warning(f, cfg) for f in faces if f.speaking and any(e.fired for e in f.forgery_evidence)]
+
+
+def _times(spans: list[list[float]], shown: int = 3) -> str:
+    text = ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in spans[:shown])
+    return text + (f" and {len(spans) - shown} more" if len(spans) > shown else "")
+
+
+def forgery_warning(face: FaceReport, cfg: DecisionConfig) -> str:
+    """Which forgery evidence fired on a speaking face, and when; where the lips say real, that it overrules them."""
+    fired = "; ".join(f"{e.name} ({e.summary}) at {_times(e.spans)}" for e in face.forgery_evidence if e.fired)
+    p = face.fake_probability
+    if face.evidence != "none" and p is not None and verdict_of(p, cfg) == "real":
+        test = "lip-sync test" if face.evidence == "lip_sync" else "model"
+        return (f"forgery evidence on face {face.track_id} although its lips follow the speech (the {test} puts the fake "
+                f"probability at {p:.2f}): {fired}. Sync alone does not clear a face: it is {face.verdict}")
+    return f"forgery evidence on face {face.track_id}: {fired}; the face is {face.verdict}"

@@ -1,4 +1,4 @@
-"""Pass 2: the mouth crops of every face on the frames of its scored windows, and how open its lips are."""
+"""Pass 2: the mouth crops of every face on the frames of its scored windows, how open its lips are and the mouth's texture."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from .decode import iter_span_frames, iter_timeline_frames, to_rgb
 from .faces import FaceTrack
 from .mouth import crop_mouth
 from .scan import VideoScan
+from .texture import TEXTURE, face_crops, texture
 
 
 @dataclass(frozen=True)
@@ -32,15 +33,17 @@ class CropPlan:
 
 @dataclass(frozen=True)
 class MouthFrames:
-    """Pass 2's output for one face: a crop per planned frame and, when asked, how open the lips are."""
+    """Pass 2's output for one face: a crop per planned frame and, when asked, how open the lips are and the mouth's texture."""
 
     crops: np.ndarray  # (len(plan.frames), S, S, 3) uint8
     aperture: np.ndarray | None  # (len(plan.frames),) float32 inner-lip opening / mouth width (NaN: no mesh)
+    texture: np.ndarray | None  # (len(plan.frames), len(TEXTURE)) float32 (``texture.texture``)
 
 
 def crop_mouths(frames: Iterator[tuple[int, av.VideoFrame]], plans: list[CropPlan], n_frames: int,
-                 cfg: PreprocessConfig, measure_lips: bool = False) -> list[MouthFrames]:
-    """Pass 2: the mouth crops of each plan from ``frames``; with ``measure_lips``, the face mesh on every planned frame too.
+                 cfg: PreprocessConfig, measure: bool = False) -> list[MouthFrames]:
+    """Pass 2: the mouth crops of each plan from ``frames``; with ``measure``, on every planned frame
+    also the face mesh's lip opening and the mouth's texture against the upper face (``texture``).
 
     The crop follows the smoothed lips (steady); the aperture comes from each frame's own mesh (the
     lips' movement is the signal, so it is not smoothed), computed on the worker threads.
@@ -50,6 +53,8 @@ def crop_mouths(frames: Iterator[tuple[int, av.VideoFrame]], plans: list[CropPla
         row_of[i, plan.frames] = np.arange(len(plan.frames))
     crops = [np.zeros((len(p.frames), cfg.mouth.crop_size, cfg.mouth.crop_size, 3), np.uint8) for p in plans]
     apertures = [np.full(len(p.frames), np.nan, np.float32) for p in plans]
+    textures = [np.full((len(p.frames), len(TEXTURE)), np.nan, np.float32) for p in plans]
+    last_crops: list[tuple[int, tuple[np.ndarray, np.ndarray]] | None] = [None] * len(plans)  # each face's last face_crops
 
     def take(where: tuple[int, int], points: np.ndarray | None) -> None:
         if points is not None:
@@ -68,9 +73,12 @@ def crop_mouths(frames: Iterator[tuple[int, av.VideoFrame]], plans: list[CropPla
             for i in faces_here:
                 row = row_of[i, k]
                 crops[i][row] = crop_mouth(last[1], plans[i].lips[row], cfg)
-                if measure_lips:
+                if measure:
                     meshes.submit((i, row), landmarks.face_landmarks, last[1], plans[i].boxes[row])
-    return [MouthFrames(c, a if measure_lips else None) for c, a in zip(crops, apertures, strict=True)]
+                    pair, before = face_crops(last[1], plans[i].boxes[row], plans[i].lips[row], cfg), last_crops[i]
+                    textures[i][row] = texture(*pair, before[1] if before is not None and before[0] == k - 1 else None)
+                    last_crops[i] = (k, pair)
+    return [MouthFrames(c, a if measure else None, t if measure else None) for c, a, t in zip(crops, apertures, textures, strict=True)]
 
 
 def window_frames(starts: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
@@ -78,17 +86,28 @@ def window_frames(starts: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
 
 
 def on_timeline(plan: CropPlan, values: np.ndarray, n_frames: int) -> np.ndarray:
-    out = np.full(n_frames, np.nan, np.float32)
+    """Per-frame ``values`` (one row per planned frame) on the whole timeline, NaN where not planned."""
+    out = np.full((n_frames, *values.shape[1:]), np.nan, np.float32)
     out[plan.frames] = values
     return out
+
+
+def planned(plans: list[CropPlan], n_frames: int) -> np.ndarray:
+    """``(n_frames,)`` bool: the timeline frames planned for any face."""
+    mask = np.zeros(n_frames, bool)
+    for plan in plans:
+        mask[plan.frames] = True
+    return mask
+
+
+def spans_of(mask: np.ndarray) -> list[tuple[int, int]]:
+    """The runs ``[k0, k1)`` of True in ``mask``."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], mask, [False]]).astype(np.int8)))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
 
 
 def frames_of(data: bytes, scan: VideoScan, plans: list[CropPlan], cfg: PreprocessConfig) -> Iterator[tuple[int, av.VideoFrame]]:
     """Pass 2's frames: the whole video again, or for a skimmed one only the runs of planned frames."""
     if scan.spans is None:
         return iter_timeline_frames(data, cfg)
-    planned = np.zeros(scan.n_frames + 1, bool)
-    for plan in plans:
-        planned[plan.frames] = True
-    edges = np.flatnonzero(np.diff(np.concatenate([[False], planned])))
-    return iter_span_frames(data, cfg, scan.timeline, [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)])
+    return iter_span_frames(data, cfg, scan.timeline, spans_of(planned(plans, scan.n_frames)))

@@ -15,10 +15,12 @@ import numpy as np
 from . import landmarks
 from .audio import log_mel
 from .config import DEFAULT_CONFIG, PreprocessConfig
-from .crops import CropPlan, crop_mouths, frames_of, on_timeline, window_frames
+from .crops import CropPlan, crop_mouths, frames_of, on_timeline, planned, spans_of, window_frames
 from .decode import iter_span_frames
 from .faces import FaceTrack, build_tracks
 from .mouth import mouth_motion
+from .phones import Phones, decode_phones, near_speech
+from .phones import warm_up as warm_up_phones
 from .scan import AudioFeatures, VideoScan, check_length, find_faces, read_audio, scan_faces
 from .skimming import face_windows, sample_windows, skim_spans, skimmed_timeline, survey_faces
 from .vad import load_vad, speech_frames
@@ -51,6 +53,8 @@ class PreparedVideo:
     mel: np.ndarray  # (F, 4 n + 1) float32 the whole clip's log-mel; audio windows are cut from it
     loudness: np.ndarray  # (n,) float32 dBFS per timeline frame
     apertures: tuple[np.ndarray, ...]  # per track, (n,) float32 lip opening per timeline frame (NaN where not measured)
+    textures: tuple[np.ndarray, ...]  # per track, (n, len(texture.TEXTURE)) float32 the mouth's texture per frame (NaN: not measured)
+    phones: Phones  # the speech's phones over the measured frames (``phones.decode_phones``)
     tracks: tuple[FaceTrack, ...]
     n_frames: int
     sampled: bool  # windows were sampled (the video is longer than the cost cap)
@@ -82,7 +86,7 @@ def preprocess_video(data: bytes, cfg: PreprocessConfig = DEFAULT_CONFIG) -> Pre
     on_screen = [face_windows(t, cfg, scan.spans) for t in tracks]
     starts = [sample_windows(s, speech_fraction(audio.speech, s, cfg), cfg) for s in on_screen]
     plans = [CropPlan.of(t, window_frames(s, cfg), n_frames) for t, s in zip(tracks, starts, strict=True)]
-    mouths = crop_mouths(frames_of(data, scan, plans, cfg), plans, n_frames, cfg, measure_lips=True)
+    mouths = crop_mouths(frames_of(data, scan, plans, cfg), plans, n_frames, cfg, measure=True)
     in_window = np.arange(cfg.timeline.clip_frames)
     windows = np.zeros((0, cfg.timeline.clip_frames, cfg.mouth.crop_size, cfg.mouth.crop_size, 3), np.uint8)
     windows = np.concatenate([windows] + [
@@ -95,15 +99,18 @@ def preprocess_video(data: bytes, cfg: PreprocessConfig = DEFAULT_CONFIG) -> Pre
         crops=windows, window_track=window_track.astype(np.int32), window_start=window_start,
         window_speech=speech_fraction(audio.speech, window_start, cfg), window_motion=mouth_motion(windows), mel=audio.mel,
         loudness=audio.loudness, apertures=tuple(on_timeline(p, m.aperture, n_frames) for p, m in zip(plans, mouths, strict=True)),
+        textures=tuple(on_timeline(p, m.texture, n_frames) for p, m in zip(plans, mouths, strict=True)),
+        phones=decode_phones(audio.samples, cfg, spans_of(planned(plans, n_frames) & near_speech(audio.speech))),
         tracks=tracks, n_frames=n_frames,
         sampled=scan.spans is not None or any(len(s) > cfg.limits.max_windows_per_face for s in on_screen),
     )
 
 
 def warm_up(cfg: PreprocessConfig = DEFAULT_CONFIG) -> None:
-    """Load the face models and the VAD and run the audio path once, so a first request is not slow."""
+    """Load the face models, the VAD and the phone decoder and run the audio path once, so a first request is not slow."""
     landmarks.warm_up(cfg.faces.detector)
     load_vad()
+    warm_up_phones()
     silence = np.zeros(cfg.audio.sample_rate, np.float32)
     log_mel(silence, cfg)
     speech_frames(silence, cfg)

@@ -86,9 +86,10 @@ class AudioFeatures:
     mel: np.ndarray  # (F, 4 n + 1) normalised log-mel on the timeline's clock
     speech: np.ndarray  # (n,) bool: the VAD's verdict for each timeline frame
     loudness: np.ndarray  # (n,) float32 RMS level of each timeline frame's audio, dBFS
+    samples: np.ndarray  # (n * samples_per_frame,) float32 the audio itself, for the phones of the measured frames
 
 
 def read_audio(data: bytes, timeline: Timeline, cfg: PreprocessConfig) -> AudioFeatures:
     """The upload's audio on the video's clock as log-mel, per-frame speech flags and loudness."""
     audio = decode_audio(data, cfg, timeline.origin_s, timeline.n_frames * cfg.samples_per_frame)
-    return AudioFeatures(log_mel(audio, cfg), speech_frames(audio, cfg), frame_loudness_dbfs(audio, cfg).astype(np.float32))
+    return AudioFeatures(log_mel(audio, cfg), speech_frames(audio, cfg), frame_loudness_dbfs(audio, cfg).astype(np.float32), audio)

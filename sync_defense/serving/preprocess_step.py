@@ -8,6 +8,7 @@ from dataclasses import asdict
 import numpy as np
 
 from sync_defense import contract as c
+from sync_defense.inference.evidence import face_evidence
 from sync_defense.inference.lipsync import lip_sync
 from sync_defense.inference.offsets import DEFAULT_SEARCH, OffsetSearchConfig, plan_pairs
 from sync_defense.preprocessing import DEFAULT_CONFIG, MediaError, PreparedVideo, PreprocessConfig, preprocess_video
@@ -36,8 +37,11 @@ def preprocess(upload: np.ndarray, pre: PreprocessConfig = DEFAULT_CONFIG,
 
 
 def video_info(video: PreparedVideo, pre: PreprocessConfig) -> dict:
-    """``PreparedVideo.info`` with each face's lip-sync test, which needs the per-frame lips and loudness."""
+    """``PreparedVideo.info`` with each face's lip-sync test and forgery evidence, which need the per-frame
+    lips, texture, loudness and phones."""
     info = video.info(pre)
-    for face, aperture in zip(info["faces"], video.apertures, strict=True):
-        face["lip_sync"] = asdict(lip_sync(aperture, video.loudness))
+    for face, aperture, texture in zip(info["faces"], video.apertures, video.textures, strict=True):
+        lips = lip_sync(aperture, video.loudness)
+        face["lip_sync"] = asdict(lips)
+        face["forgery_evidence"] = [asdict(e) for e in face_evidence(aperture, texture, video.phones, lips, pre.timeline.fps)]
     return info
