@@ -225,21 +225,22 @@ def test_summary_maths() -> None:
     assert "| shift-0.35 | fake | shift | fake | 0.350 |" in score.markdown(rows, s, "localhost:8001")
 
 
-def test_the_table_shows_both_tests_of_the_deciding_face() -> None:
-    from sync_defense.contract import FaceReport, LipSyncReport
+def test_the_table_shows_both_tests_and_the_fired_forgery_evidence_of_the_deciding_face() -> None:
+    from sync_defense.contract import FaceReport, ForgeryEvidence, LipSyncReport
 
     entry = {"case": "c", "label": "real", "kind": "genuine_original", "expected_offset_frames": 0.0}
     lips = LipSyncReport(verdict="shifted", lag_frames=-7, peak=0.5875, at_zero=0.3, chance_peak=0.5095, frames=200)
     face = FaceReport(track_id=1, box=[0, 0, 40, 40], first_s=0.0, last_s=8.0, fake_probability=0.978, av_offset_frames=-7,
                       av_offset_confidence=None, speaking=True, windows=8, voting_windows=8, model_probability=0.905,
-                      model_offset_frames=13, model_self_test=0.31, lip_sync=lips, evidence="lip_sync", forgery_evidence=[],
-                      verdict="fake")
+                      model_offset_frames=13, model_self_test=0.31, lip_sync=lips, evidence="lip_sync", verdict="fake",
+                      forgery_evidence=[ForgeryEvidence("mouth_blur", True, 0.3, 0.45, 6, [[2.0, 4.0], [5.0, 6.0]], "blurry"),
+                                        ForgeryEvidence("mouth_colour", False, 3.0, 15.0, 6, [], "same skin")])
     answer = {"verdict": "fake", "fake_probability": 0.978, "confidence": 0.5, "av_offset_frames": -7, "faces": [{}, {}],
               "latency_ms": 10.0}
     rows = [score.row(entry, answer, face=face), score.row(entry, None, "refused")]
     table = score.markdown(rows, score.summarise(rows), "localhost:8001")
-    assert "| lip_sync | 0.905 (13, 0.31) | shifted (-7, 0.59 / 0.51) | 10 |" in table
-    assert "| - | - | - | - |" in table  # the refused file
+    assert "| lip_sync | 0.905 (13, 0.31) | shifted (-7, 0.59 / 0.51) | mouth_blur (2.0-4.0 s) | 10 |" in table
+    assert "| - | - | - | - | - |" in table  # the refused file
     assert "genuine [0.3, 0.3, 0.3], fakes None" in table  # the lip test at the uploaded alignment
 
 

@@ -31,6 +31,7 @@ def row(entry: dict, answer: dict | None, error: str | None = None, face: FaceRe
         "confidence": answer.get("confidence"), "offset_frames": offset, "expected_offset_frames": expected,
         "offset_error": None if offset is None or expected is None else round(offset - expected, 3),
         "faces": len(answer.get("faces", [])), "evidence": face.evidence if face else None, **_tests_of(face),
+        "forgery": _fired(face),
         "lips_at_zero": lips_at_upload(face),
         "latency_ms": answer.get("latency_ms"), "error": error, "answer": answer or None,
     }
@@ -107,6 +108,12 @@ def _tests_of(face: FaceReport | None) -> dict[str, str]:
     return {"model": model, "lips": f"{lips.verdict} ({_fmt(lips.lag_frames)}, {lips.peak:.2f} / {_fmt(lips.chance_peak, '.2f')})"}
 
 
+def _fired(face: FaceReport | None) -> str:
+    """The deciding face's forgery traces that fired, each with where it first shows (``-``: none fired)."""
+    fired = [e for e in face.forgery_evidence if e.fired] if face is not None else []
+    return ", ".join(f"{e.name} ({e.spans[0][0]:.1f}-{e.spans[0][1]:.1f} s)" if e.spans else e.name for e in fired) or "-"
+
+
 def markdown(rows: list[dict], summary: dict, url: str) -> str:
     g, f, o = summary["genuine"], summary["fakes"], summary["offset"]
     lines = [
@@ -123,20 +130,21 @@ def markdown(rows: list[dict], summary: dict, url: str) -> str:
         f"fakes {summary['lips_at_zero']['fakes']}",
         "- Targets: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in summary["targets"].items()), "",
         "`model`: the learned model's probability (its best audio shift, its self-test); `lips`: the lip-sync test's "
-        "verdict (lag, correlation peak / this upload's chance peak); both for the deciding face.", "",
+        "verdict (lag, correlation peak / this upload's chance peak); `forgery evidence fired`: its traces past their "
+        "thresholds, where each first shows; all three for the deciding face.", "",
         "| group | n | real | uncertain | fake | no answer | offset within | median fake_probability |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
         *(f"| {name} | {s['n']} | {_fmt(s['real'], '.0%')} | {_fmt(s['uncertain'], '.0%')} | {_fmt(s['fake'], '.0%')} | "
           f"{_fmt(s['other'], '.0%')} | {_fmt(s['offset_within'], '.0%')} | {_fmt(s['median_fake_probability'], '.3f')} |"
           for name, s in summary.get("groups", {}).items()), "",
         "| case | label | kind | verdict | fake_probability | confidence | offset | expected | error | faces | evidence "
-        "| model | lips | latency ms |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---|---|---|---:|",
+        "| model | lips | forgery evidence fired | latency ms |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---|---|---|---|---:|",
     ]
     for r in rows:
         lines.append(f"| {r['case']} | {r['label']} | {r['kind']} | {r['verdict']} | {_fmt(r['fake_probability'], '.3f')} | "
                      f"{_fmt(r['confidence'], '.3f')} | {_fmt(r['offset_frames'])} | {_fmt(r['expected_offset_frames'])} | "
-                     f"{_fmt(r['offset_error'])} | {r['faces']} | {_fmt(r['evidence'])} | {r['model']} | {r['lips']} | "
+                     f"{_fmt(r['offset_error'])} | {r['faces']} | {_fmt(r['evidence'])} | {r['model']} | {r['lips']} | {r['forgery']} | "
                      f"{_fmt(r['latency_ms'], '.0f')} |")
     return "\n".join(lines) + "\n"
 
