@@ -5,7 +5,7 @@
 
 FastAPI + uvicorn (one worker, as the seed ran it), the same checkpoint in PyTorch eager
 (``served_model``), and the very step functions the Triton ensemble runs — ``preprocess``,
-``score`` with PyTorch as the graph runner, ``decide`` (``inference.reference.detect``) — all inside
+``score`` with PyTorch as the graph runner, ``decide`` (``serving.reference.detect``) — all inside
 the request handler. Any difference in the answer is a difference in serving, not in the pipeline.
 The handler reads the body and runs the pipeline in FastAPI's thread pool, so concurrent uploads
 overlap wherever PyAV, OpenCV, NumPy and PyTorch release the GIL: the most the seed's design gets

@@ -110,6 +110,34 @@ def test_timeline_shades_the_fake_segment(tmp_path: Path) -> None:
     assert outside.max() < 0.1, "red shading outside the fake segment"
 
 
+def _orange_columns(rgb: np.ndarray) -> np.ndarray:
+    """Per pixel column, the fraction of pixels that are the orange of the fired forgery evidence."""
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    return ((r > 0.9) & (g > 0.4) & (g < 0.65) & (b < 0.25)).mean(axis=0)
+
+
+def test_timeline_marks_where_forgery_evidence_fired(tmp_path: Path) -> None:
+    fired = {"name": "phoneme_viseme", "fired": True, "value": 0.8, "threshold": 0.5, "support": 6, "spans": [[8.0, 10.0]],
+             "summary": "4 of 5 lip closures missed"}
+    quiet = {**fired, "name": "mouth_blur", "fired": False, "spans": [[1.0, 3.0]]}
+    result = _fake_result()
+    result["faces"][0]["forgery_evidence"] = [fired, quiet]
+    out = tmp_path / "evidence.png"
+    plot_timeline(result, out)
+    rgb = _read_png(out)
+    left, right = _axes_columns(rgb)
+    orange = _orange_columns(rgb)
+
+    def column(t: float) -> int:
+        return round(left + (right - left) * t / DURATION)
+
+    assert orange[column(8.2) : column(9.8)].min() > 0, "the fired evidence is not marked"
+    assert orange[column(0.2) : column(7.5)].max() == 0, "evidence marked where none fired (or where it did not fire)"
+    without = tmp_path / "none.png"
+    plot_timeline(_fake_result(), without)
+    assert _orange_columns(_read_png(without)).max() == 0
+
+
 def test_timeline_without_segments_has_no_shading(tmp_path: Path) -> None:
     out = tmp_path / "real.png"
     plot_timeline({**_fake_result(), "verdict": "real", "segments": [], "av_offset_frames": None, "thresholds": {}}, out)

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 # No red: red is kept for the fake segments.
 TRACK_COLORS = ("tab:blue", "tab:green", "tab:purple", "tab:olive", "tab:cyan", "tab:gray")
 SEGMENT_COLOR = "tab:red"
+EVIDENCE_COLOR = "tab:orange"  # the forgery evidence that fired: a band along the bottom where it shows
+EVIDENCE_BAND = (0.0, 0.04)  # its height, in axes fractions
 _UNSCORED = ("no_face", "no_speech")  # verdicts whose fake probability means nothing
 
 
@@ -58,6 +60,7 @@ def plot_timeline(result: dict, path: str | Path) -> None:
     if windows:
         min_speech = _min_speech(result)
         _draw_segments(ax, result.get("segments") or [], several_tracks=len({w.get("track_id", 0) for w in windows}) > 1)
+        _draw_evidence(ax, result.get("faces") or [])
         _draw_windows(ax, windows, result.get("faces") or [], min_speech)
         _draw_thresholds(ax, result.get("thresholds") or {})
         _legend(ax, windows, min_speech)
@@ -178,6 +181,19 @@ def _draw_segments(ax: Axes, segments: list[dict], several_tracks: bool) -> None
             color="darkred",
             bbox={"facecolor": "white", "alpha": 0.7, "linewidth": 0, "pad": 1},
         )
+
+
+def _draw_evidence(ax: Axes, faces: list[dict]) -> None:
+    """A band along the bottom wherever a face's forgery evidence fired (``faces[].forgery_evidence[].spans``), so a
+    face whose lips follow the speech shows what kept it from being cleared, and when."""
+    fired = [(face.get("track_id", 0), e) for face in faces for e in face.get("forgery_evidence") or [] if e.get("fired")]
+    for i, (track_id, evidence) in enumerate(fired):
+        for j, (start_s, end_s) in enumerate(evidence.get("spans") or []):
+            label = "forgery evidence fired" if i == j == 0 else None
+            ax.axvspan(start_s, end_s, *EVIDENCE_BAND, color=EVIDENCE_COLOR, alpha=0.9, linewidth=0, label=label)
+        if evidence.get("spans"):
+            ax.text(evidence["spans"][0][0], EVIDENCE_BAND[1] + 0.01 + 0.05 * i, f"face {track_id}: {evidence['name']}",
+                    transform=ax.get_xaxis_transform(), fontsize="x-small", color="darkorange", va="bottom")
 
 
 def _draw_thresholds(ax: Axes, thresholds: dict) -> None:
