@@ -32,10 +32,10 @@ from sync_defense.export.model_repository import CPU_GRAPH_PARAMETERS
 from sync_defense.inference.lipsync import lip_sync
 from sync_defense.onnx_session import onnx_session
 from sync_defense.preprocessing import DEFAULT_CONFIG, landmarks, preprocess_video, warm_up
-from sync_defense.preprocessing.crops import spans_of, window_frames
+from sync_defense.preprocessing.crops import planned, window_frames
 from sync_defense.preprocessing.decode import iter_timeline_frames, to_rgb, to_small
 from sync_defense.preprocessing.mouth import crop_mouth
-from sync_defense.preprocessing.phones import decode_phones, near_speech
+from sync_defense.preprocessing.phones import measured_phones
 from sync_defense.preprocessing.scan import read_audio, scan_faces
 from sync_defense.preprocessing.texture import face_crops, texture
 from sync_defense.serving.preprocess_step import preprocess
@@ -105,9 +105,6 @@ def parts(data: bytes, onnx_dir: Path, samples: int = 50) -> tuple[list[Part], f
 
     decode = cpu_s(lambda: sum(1 for _ in iter_timeline_frames(data, cfg)))
     audio = read_audio(data, scan.timeline, cfg)
-    measured = np.zeros(scan.n_frames, bool)
-    for frames_of_face in scored:
-        measured[frames_of_face] = True
 
     def mouth_texture(k: int, t: int) -> np.ndarray:
         """The texture crops and measures of one face on one frame, changes included (against itself)."""
@@ -131,7 +128,7 @@ def parts(data: bytes, onnx_dir: Path, samples: int = 50) -> tuple[list[Part], f
              median_cpu_s([lambda k=k, t=t: mouth_texture(k, t) for k, t in face_frames])),
         Part("audio: decoding, VAD, log-mel", 1, cpu_s(lambda: read_audio(data, scan.timeline, cfg))),
         Part("phones of the measured speech (pocketsphinx)", 1,
-             cpu_s(lambda: decode_phones(audio.samples, cfg, spans_of(measured & near_speech(audio.speech))))),
+             cpu_s(lambda: measured_phones(audio.samples, audio.speech, planned(scored, scan.n_frames), cfg))),
         Part("lip-sync test", len(video.apertures), median_cpu_s([lambda a=a: lip_sync(a, video.loudness) for a in video.apertures])),
     ]
     graphs = TimedGraphs(onnx_dir)

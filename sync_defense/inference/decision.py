@@ -262,8 +262,8 @@ def analyse(scored: ScoredVideo, info: dict, cfg: DecisionConfig) -> Answer:
     return Answer(
         verdict=verdict,
         fake_probability=probability,
-        confidence=_rounded(confidence_of(probability, cfg)) if verdict in ("real", "fake") and verdict == verdict_of(probability, cfg)
-        else 0.0,  # how far past its threshold the probability is, where the verdict is the probability's own
+        # how far past its threshold the probability is: a real or fake verdict is always the probability's own
+        confidence=_rounded(confidence_of(probability, cfg)) if verdict in ("real", "fake") else 0.0,
         av_offset_frames=offset,
         av_offset_s=None if offset is None else round(offset / cfg.fps, 3),
         deciding_track_id=deciding.track_id if deciding else None,
@@ -287,7 +287,7 @@ def answer_warnings(info: dict, faces: list[FaceReport], deciding: FaceReport | 
     warnings = []
     p = deciding.fake_probability if deciding is not None else None
     if p is not None and deciding.speaking and deciding.evidence != "none" and verdict_of(p, cfg) == "uncertain":
-        warnings.append(f"inconclusive: the {'lip-sync test' if deciding.evidence == 'lip_sync' else 'model'} puts the fake "
+        warnings.append(f"inconclusive: the {_test_name(deciding)} puts the fake "
                         f"probability at {p:.2f}, between the thresholds for real ({cfg.real_threshold:.2f}) and fake "
                         f"({cfg.fake_threshold:.2f}); the verdict is uncertain")
     declared, decoded = info.get("declared_duration_s"), info["duration_s"]
@@ -307,6 +307,11 @@ def answer_warnings(info: dict, faces: list[FaceReport], deciding: FaceReport | 
     return warnings + [forgery_warning(f, cfg) for f in faces if f.speaking and any(e.fired for e in f.forgery_evidence)]
 
 
+def _test_name(face: FaceReport) -> str:
+    """The sync test that gave a judged face its probability, in words."""
+    return "lip-sync test" if face.evidence == "lip_sync" else "model"
+
+
 def _times(spans: list[list[float]], shown: int = 3) -> str:
     text = ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in spans[:shown])
     return text + (f" and {len(spans) - shown} more" if len(spans) > shown else "")
@@ -317,7 +322,6 @@ def forgery_warning(face: FaceReport, cfg: DecisionConfig) -> str:
     fired = "; ".join(f"{e.name} ({e.summary}) at {_times(e.spans)}" for e in face.forgery_evidence if e.fired)
     p = face.fake_probability
     if face.evidence != "none" and p is not None and verdict_of(p, cfg) == "real":
-        test = "lip-sync test" if face.evidence == "lip_sync" else "model"
-        return (f"forgery evidence on face {face.track_id} although its lips follow the speech (the {test} puts the fake "
+        return (f"forgery evidence on face {face.track_id} although its lips follow the speech (the {_test_name(face)} puts the fake "
                 f"probability at {p:.2f}): {fired}. Sync alone does not clear a face: it is {face.verdict}")
     return f"forgery evidence on face {face.track_id}: {fired}; the face is {face.verdict}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import av
@@ -92,11 +92,11 @@ def on_timeline(plan: CropPlan, values: np.ndarray, n_frames: int) -> np.ndarray
     return out
 
 
-def planned(plans: list[CropPlan], n_frames: int) -> np.ndarray:
-    """``(n_frames,)`` bool: the timeline frames planned for any face."""
+def planned(frames: Iterable[np.ndarray], n_frames: int) -> np.ndarray:
+    """``(n_frames,)`` bool: the timeline frames in any of ``frames`` (each face's planned frames)."""
     mask = np.zeros(n_frames, bool)
-    for plan in plans:
-        mask[plan.frames] = True
+    for face_frames in frames:
+        mask[face_frames] = True
     return mask
 
 
@@ -110,4 +110,4 @@ def frames_of(data: bytes, scan: VideoScan, plans: list[CropPlan], cfg: Preproce
     """Pass 2's frames: the whole video again, or for a skimmed one only the runs of planned frames."""
     if scan.spans is None:
         return iter_timeline_frames(data, cfg)
-    return iter_span_frames(data, cfg, scan.timeline, spans_of(planned(plans, scan.n_frames)))
+    return iter_span_frames(data, cfg, scan.timeline, spans_of(planned((p.frames for p in plans), scan.n_frames)))

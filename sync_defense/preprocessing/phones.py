@@ -19,6 +19,7 @@ import numpy as np
 import pocketsphinx
 
 from .config import PreprocessConfig
+from .crops import spans_of
 
 MODEL_DIR = Path(pocketsphinx.__file__).parent / "model" / "en-us"
 PHONE_RATE = 100  # the decoder's frames per second (10-ms hop)
@@ -82,6 +83,12 @@ def decode_phones(audio: np.ndarray, cfg: PreprocessConfig, spans: Sequence[tupl
             starts.append(offset_s + segment.start_frame / PHONE_RATE)
             ends.append(offset_s + (segment.end_frame + 1) / PHONE_RATE)
     return Phones(tuple(labels), np.array(starts, np.float64), np.array(ends, np.float64))
+
+
+def measured_phones(samples: np.ndarray, speech: np.ndarray, measured: np.ndarray, cfg: PreprocessConfig) -> Phones:
+    """The phones the phoneme-viseme check reads: those of the frames whose lips are ``measured`` (per timeline
+    frame), near the ``speech`` the VAD found, from the upload's audio ``samples``."""
+    return decode_phones(samples, cfg, spans_of(measured & near_speech(speech)))
 
 
 def warm_up() -> None:

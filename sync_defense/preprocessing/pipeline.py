@@ -15,11 +15,11 @@ import numpy as np
 from . import landmarks
 from .audio import log_mel
 from .config import DEFAULT_CONFIG, PreprocessConfig
-from .crops import CropPlan, crop_mouths, frames_of, on_timeline, planned, spans_of, window_frames
+from .crops import CropPlan, crop_mouths, frames_of, on_timeline, planned, window_frames
 from .decode import iter_span_frames
 from .faces import FaceTrack, build_tracks
 from .mouth import mouth_motion
-from .phones import Phones, decode_phones, near_speech
+from .phones import Phones, measured_phones
 from .phones import warm_up as warm_up_phones
 from .scan import AudioFeatures, VideoScan, check_length, find_faces, read_audio, scan_faces
 from .skimming import face_windows, sample_windows, skim_spans, skimmed_timeline, survey_faces
@@ -100,7 +100,7 @@ def preprocess_video(data: bytes, cfg: PreprocessConfig = DEFAULT_CONFIG) -> Pre
         window_speech=speech_fraction(audio.speech, window_start, cfg), window_motion=mouth_motion(windows), mel=audio.mel,
         loudness=audio.loudness, apertures=tuple(on_timeline(p, m.aperture, n_frames) for p, m in zip(plans, mouths, strict=True)),
         textures=tuple(on_timeline(p, m.texture, n_frames) for p, m in zip(plans, mouths, strict=True)),
-        phones=decode_phones(audio.samples, cfg, spans_of(planned(plans, n_frames) & near_speech(audio.speech))),
+        phones=measured_phones(audio.samples, audio.speech, planned((p.frames for p in plans), n_frames), cfg),
         tracks=tracks, n_frames=n_frames,
         sampled=scan.spans is not None or any(len(s) > cfg.limits.max_windows_per_face for s in on_screen),
     )

@@ -56,7 +56,7 @@ from sync_defense.preprocessing.audio import frame_loudness_dbfs
 from sync_defense.preprocessing.decode import decode_audio, first_frame_time, iter_timeline_frames, to_rgb
 
 from . import compose
-from .rewrite import lip_apertures, retime
+from .rewrite import lip_apertures, retime, wanted_aperture
 
 SR = DEFAULT_CONFIG.audio.sample_rate  # the forgeries' audio: AAC mono at the rate the server analyses
 FPS = DEFAULT_CONFIG.timeline.fps
@@ -239,11 +239,6 @@ def audio_opening(speech: np.ndarray, n_frames: int) -> np.ndarray:
     kernel = np.hanning(7)[1:-1]
     padded = np.pad(raw, 2, mode="edge")
     return np.convolve(padded, kernel / kernel.sum(), mode="valid").astype(np.float32)
-
-
-def wanted_aperture(aperture: np.ndarray, opening: np.ndarray) -> np.ndarray:
-    """The target's own lip opening at each driver rank: the driver's timing in the target's range."""
-    return np.quantile(aperture[~np.isnan(aperture)], np.clip(opening, 0, 1)).astype(np.float32)
 
 
 # --- geometry and blending -------------------------------------------------------------------------------
@@ -437,7 +432,7 @@ def _sorted(u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def warp_mouth(rec: Recording, opening: np.ndarray) -> np.ndarray:
     """Landmark-driven warping: on every frame the real lips are warped so that the inner-lip opening is
     the target's own opening at the driver's rank (``wanted_aperture``)."""
-    wanted = wanted_aperture(rec.aperture, opening)
+    wanted = wanted_aperture(rec.aperture, opening).astype(np.float32)
     geometry = mouth_geometry(rec.points)
     cavity = cavity_colour(rec)
     out = np.empty((len(opening), *rec.frames.shape[1:]), np.uint8)

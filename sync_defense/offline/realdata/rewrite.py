@@ -71,10 +71,15 @@ def target_opening(speech: np.ndarray, n_frames: int) -> np.ndarray:
     return np.convolve(np.clip((level - low) / (high - low), 0, 1), np.hanning(5) / np.hanning(5).sum(), mode="same")
 
 
+def wanted_aperture(aperture: np.ndarray, opening: np.ndarray) -> np.ndarray:
+    """The measured aperture at each 0..1 opening's quantile: the driver's timing in this mouth's own range."""
+    return np.quantile(aperture[~np.isnan(aperture)], np.clip(opening, 0, 1))
+
+
 def retime(aperture: np.ndarray, opening: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Source frame index for each output frame: the aperture at the opening's quantile, in order where it fits."""
     valid = np.flatnonzero(~np.isnan(aperture))
-    wanted = np.quantile(aperture[valid], np.clip(opening, 0, 1))
+    wanted = wanted_aperture(aperture, opening)
     tolerance = 0.15 * (np.quantile(aperture[valid], 0.9) - np.quantile(aperture[valid], 0.1))
     j = int(rng.choice(valid))
     chosen = []
