@@ -9,7 +9,7 @@ REPO := model_repository
 SAMPLE := samples/talking_head.mp4
 MODEL_SOURCES := $(wildcard checkpoints/*.pt sync_defense/model/*.py sync_defense/export/*.py sync_defense/preprocessing/*.py)
 
-.PHONY: venv repository up down demo test test-fast perf lint train evaluate realval realmouths forgeries
+.PHONY: venv repository up down demo test test-fast perf lint train evaluate realval realmouths forgeries artefact
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +71,17 @@ train: venv
 	$(BIN)/python -m sync_defense.offline.training.train --config configs/tiny-finetune.json
 	$(BIN)/python -m sync_defense.offline.training.evaluate --out build/eval
 	$(BIN)/python -m sync_defense.offline.training.calibrate --out checkpoints/calibration.json
+
+# The mouth-artefact detector (no audio; not served): trained on training-role real faces against their own
+# self-blended mouths, its threshold fitted on the training-role synchronised forgeries, then measured (not fitted)
+# on the validation forgeries and the real validation set: build/artefact/threshold.json.
+artefact: venv
+	$(BIN)/python -m sync_defense.offline.realdata.build --out build/realval --training-out build/realdata/training
+	$(BIN)/python -m sync_defense.offline.realdata.forgeries --realval build/realval --out build/forgeries/validation
+	$(BIN)/python -m sync_defense.offline.realdata.forgeries --training build/realdata/training --out build/forgeries/training
+	$(BIN)/python -m sync_defense.offline.training.self_blended --training build/realdata/training --out build/artefact/mouth_artefact.pt
+	$(BIN)/python -m sync_defense.offline.training.artefact_threshold --training build/realdata/training \
+	  --forgeries build/forgeries/training --measure build/forgeries/validation --measure build/realval --report build/artefact/threshold.json
 
 # Recordings of real people (never trained on) through the served ensemble: build/realval/report/report.md.
 realval: repository

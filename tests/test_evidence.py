@@ -12,6 +12,7 @@ from sync_defense.inference.evidence import (
     DEFAULT_EVIDENCE,
     closures,
     face_evidence,
+    pasted_evidence,
     phoneme_viseme,
     texture_evidence,
     too_perfect_sync,
@@ -142,6 +143,23 @@ def test_texture_evidence_fires_on_a_two_second_run_and_says_when() -> None:
     assert not evidence["mouth_colour"].fired and evidence["mouth_colour"].spans == [[8.0, 9.0]]
     unmeasured = np.full_like(rows, np.nan)
     assert all(e.value is None and not e.fired for e in texture_evidence(unmeasured, FPS))
+
+
+def test_pasted_evidence_judges_the_sampled_frames_per_second_and_says_when() -> None:
+    every = DEFAULT_CONFIG.texture.artefact_every
+    frames = np.arange(0, 250, every)
+    genuine = np.full(len(frames), 0.05)
+    quiet = pasted_evidence(frames, genuine, 250, FPS)
+    assert quiet.name == "mouth_pasted" and not quiet.fired and quiet.support == 10 and quiet.spans == []
+    pasted = genuine.copy()
+    pasted[(frames >= 50) & (frames < 100)] = 0.9  # seconds 2-4
+    evidence = pasted_evidence(frames, pasted, 250, FPS)
+    assert evidence.fired and evidence.value == pytest.approx(0.9) and evidence.spans == [[2.0, 4.0]]
+    one_second = genuine.copy()
+    one_second[(frames >= 50) & (frames < 75)] = 0.9
+    assert not pasted_evidence(frames, one_second, 250, FPS).fired  # one second is reported, not enough to fire
+    sparse = pasted_evidence(frames[::3], pasted[::3], 250, FPS)  # 1-2 sampled frames a second: not measured
+    assert sparse.value is None and not sparse.fired
 
 
 def remade_lower_face(frames: np.ndarray, start_s: float, end_s: float) -> np.ndarray:

@@ -14,6 +14,10 @@ with the times where it shows; the decision calls a face ``real`` only when sync
 - ``mouth_blur``, ``mouth_colour``, ``mouth_flicker``: the pasted mouth against the upper face
   (``preprocessing.texture``), judged per 1-s window; each fires when its most suspicious run of
   ``run_windows`` windows is past its threshold, and reports the windows past it.
+- ``mouth_pasted``: the learned artefact detector (``model.artefact``, trained on self-blended real
+  faces only), judged per 1-s window the same way. **Not served** (not in ``face_evidence``): measured
+  offline (``offline.training.artefact_threshold``), it fires on genuine faces unlike its six
+  training identities as readily as on forgeries.
 
 Every threshold is one field of ``ForgeryEvidenceConfig``. None was fitted on the real validation
 clips; each says where it comes from, and they are meant to be fitted on training-role forgeries.
@@ -78,9 +82,17 @@ class ForgeryEvidenceConfig:
     # still. Speech moves the chin and cheeks too: genuine faces 0.90-1.55, synthetic speech 1.35-2.68.
     flicker_ratio: float = 4.0
     flicker_floor_grey: float = 1.0  # grey levels: the change of a still face through a lossy codec
+    # The artefact detector's (``model.artefact``) probability that the mouth is pasted (the median of a 1-s
+    # window, the mean of the most suspicious 2 s) past which ``mouth_pasted`` fires. Fitted on training-role
+    # material only (``python -m sync_defense.offline.training.artefact_threshold``): the 15 genuine 10-s
+    # segments of the training-role videos reach 0.77 at most (the 176x144 carphone clip; the held-out video
+    # 0.52), the 36 training-role synchronised forgeries 0.01-1.00; the highest genuine value plus a margin of
+    # 0.1 catches 18 of 36 (generator 8/9, transplant 6/9, rewrite 2/9, warp 2/9).
+    pasted_probability: float = 0.87
     window_frames: int = 25  # the texture traces are judged per 1-s window ...
     run_windows: int = 2  # ... and fire on a run of this many (as the model's 2-s localized evidence)
     min_window_frames: int = 13  # a window needs half its frames measured
+    min_window_squares: int = 3  # ... and the artefact detector 3 of its 5 sampled frames (``texture.artefact_every``)
 
 
 DEFAULT_EVIDENCE = ForgeryEvidenceConfig()
@@ -163,6 +175,12 @@ def _flicker(rows: np.ndarray, cfg: ForgeryEvidenceConfig) -> float:
     return max(skin, cfg.flicker_floor_grey) / max(upper, cfg.flicker_floor_grey) if not np.isnan(skin + upper) else np.nan
 
 
+def _median_probability(rows: np.ndarray, cfg: ForgeryEvidenceConfig) -> float:
+    return _median(rows[:, 0][~np.isnan(rows[:, 0])])
+
+
+PASTED = _Trace("mouth_pasted", _median_probability, "pasted_probability", False,
+                "the artefact detector's probability that the mouth is pasted")
 TRACES = (
     _Trace("mouth_blur", _median_of("sharpness_ratio"), "blur_ratio", True,
            "mouth sharpness over the upper face's"),
@@ -176,10 +194,23 @@ TRACES = (
 def texture_evidence(texture: np.ndarray, fps: float, cfg: ForgeryEvidenceConfig = DEFAULT_EVIDENCE) -> list[ForgeryEvidence]:
     """The ``TRACES`` of one face from its per-frame texture on the timeline (NaN rows: not measured)."""
     texture = np.asarray(texture, np.float64)
-    measured = ~np.isnan(texture[:, 0])
-    windows = [(k, min(k + cfg.window_frames, len(texture))) for k in range(0, len(texture), cfg.window_frames)
-               if measured[k : k + cfg.window_frames].sum() >= cfg.min_window_frames]
+    windows = _windows(~np.isnan(texture[:, 0]), cfg.min_window_frames, cfg)
     return [_trace_evidence(trace, texture, windows, fps, cfg) for trace in TRACES]
+
+
+def pasted_evidence(frames: np.ndarray, probability: np.ndarray, n_frames: int, fps: float,
+                    cfg: ForgeryEvidenceConfig = DEFAULT_EVIDENCE) -> ForgeryEvidence:
+    """``mouth_pasted`` of one face from the artefact detector's probability on its sampled timeline ``frames``."""
+    timeline = np.full((n_frames, 1), np.nan)
+    inside = (frames >= 0) & (frames < n_frames)
+    timeline[frames[inside], 0] = probability[inside]
+    return _trace_evidence(PASTED, timeline, _windows(~np.isnan(timeline[:, 0]), cfg.min_window_squares, cfg), fps, cfg)
+
+
+def _windows(measured: np.ndarray, min_rows: int, cfg: ForgeryEvidenceConfig) -> list[tuple[int, int]]:
+    """The 1-s windows ``[k0, k1)`` with at least ``min_rows`` measured frames."""
+    return [(k, min(k + cfg.window_frames, len(measured))) for k in range(0, len(measured), cfg.window_frames)
+            if measured[k : k + cfg.window_frames].sum() >= min_rows]
 
 
 def _trace_evidence(trace: _Trace, texture: np.ndarray, windows: list[tuple[int, int]], fps: float,

@@ -5,8 +5,8 @@ so the tensors the model was trained on are the tensors it is served (train/serv
 classic bug of lip-sync detection: a one-frame shift between audio and video *is* the signal).
 
 ``timeline``, ``faces``, ``mouth`` and ``audio`` shape what the model sees: a checkpoint records
-them (``model_input``) and refuses to load under others. ``speech`` and ``limits`` may change
-without retraining.
+them (``model_input``) and refuses to load under others. ``texture``, ``speech`` and ``limits`` may
+change without retraining the sync model (``texture`` shapes the artefact detector's input).
 """
 
 from __future__ import annotations
@@ -56,6 +56,27 @@ class MouthConfig:
     crop_size: int = 64  # H = W of the mouth crop fed to the visual encoder
     pixel_mean: float = 0.5  # after scaling to 0..1
     pixel_std: float = 0.25
+
+
+@dataclass(frozen=True)
+class TextureConfig:
+    """The crops that judge the mouth's picture, not its movement (``texture``, the artefact detector): not a
+    model input of the sync model, so changing them needs no retraining of it."""
+
+    # The mouth's square (``mouth.size`` mouth widths) is read at this many pixels, the upper face at the same
+    # scale. A 96-px generator face puts about 70 of its pixels across the square, so at the model's 64-px crop
+    # its blur is lost (measured: a 3x upscaled lower face moved the sharpness ratio from 0.9 to 0.56 there);
+    # at 128 it shows.
+    square_px: int = 128
+    # The upper crop's side as a share of the mouth's square: one mouth width, about the eyes' spacing, so it
+    # spans the bridge of the nose and the inner corners of the eyes and ends half a mouth width below the eye
+    # line, far above the re-made lower face.
+    upper_share: float = 0.5
+    artefact_every: int = 5  # the artefact detector reads every n-th measured frame's crops (5 a second at 25 fps)
+
+    @property
+    def upper_px(self) -> int:
+        return round(self.upper_share * self.square_px)
 
 
 @dataclass(frozen=True)
@@ -115,6 +136,7 @@ class PreprocessConfig:
     timeline: TimelineConfig = field(default_factory=TimelineConfig)
     faces: FaceConfig = field(default_factory=FaceConfig)
     mouth: MouthConfig = field(default_factory=MouthConfig)
+    texture: TextureConfig = field(default_factory=TextureConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     speech: SpeechConfig = field(default_factory=SpeechConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)

@@ -18,17 +18,9 @@ import numpy as np
 from . import landmarks
 from .config import PreprocessConfig
 
-# The mouth's square is read at this many pixels (the upper crop at the same scale). A 96-px generator
-# face puts about 70 of its pixels across the square, so at the model's 64-px crop its blur is lost
-# (measured: a 3x upscaled lower face moved the sharpness ratio from 0.9 to 0.56 there); at 128 it shows.
-TEXTURE_PX = 128
 # The eye line's height in the face detector's box (share of its height), on the box's centre line:
 # the face mesh puts it at 0.28-0.31 (median per clip) on all 7 training-role videos.
 EYES_IN_BOX = 0.29
-# The upper crop's side as a share of the mouth's square: one mouth width, about the eyes' spacing, so
-# it spans the bridge of the nose and the inner corners of the eyes and ends half a mouth width below
-# the eye line, far above the re-made lower face.
-UPPER_FACE_SHARE = 0.5
 # The mouth square's skin: pixels at least this share of the side from the centre across or down
 # (the lip corners sit at 0.25): cheeks, chin and the skin under the nose, which a generator re-makes
 # with the lips but which do not open and close with them.
@@ -39,14 +31,14 @@ TEXTURE = ("sharpness_ratio", "colour_shift", "skin_change", "upper_change")  # 
 
 
 def face_crops(frame_rgb: np.ndarray, box: np.ndarray, lips: np.ndarray, cfg: PreprocessConfig) -> tuple[np.ndarray, np.ndarray]:
-    """``(mouth, upper)`` uint8 RGB: the mouth's square at ``TEXTURE_PX`` and, at the same scale, the upper
-    crop between the eyes of the face ``box`` (x, y, w, h); both rotated with the lips' roll."""
+    """``(mouth, upper)`` uint8 RGB: the mouth's square at ``texture.square_px`` and, at the same scale, the
+    upper crop between the eyes of the face ``box`` (x, y, w, h); both rotated with the lips' roll."""
     cx, cy, width, roll = (float(v) for v in lips)
     x, y, w, h = (float(v) for v in box)
     side = cfg.mouth.size * max(width, 1.0)
-    mouth = landmarks.crop_aligned(frame_rgb, (cx, cy, side, roll), TEXTURE_PX)
-    upper = landmarks.crop_aligned(frame_rgb, (x + w / 2, y + EYES_IN_BOX * h, UPPER_FACE_SHARE * side, roll),
-                                   round(UPPER_FACE_SHARE * TEXTURE_PX))
+    mouth = landmarks.crop_aligned(frame_rgb, (cx, cy, side, roll), cfg.texture.square_px)
+    upper = landmarks.crop_aligned(frame_rgb, (x + w / 2, y + EYES_IN_BOX * h, cfg.texture.upper_share * side, roll),
+                                   cfg.texture.upper_px)
     return mouth, upper
 
 
