@@ -20,7 +20,7 @@ from sync_defense.inference.decision import (
     fake_segments,
     verdict_of,
 )
-from sync_defense.inference.offsets import estimate_offset
+from sync_defense.inference.offsets import estimate_offset, on_grid
 from sync_defense.offline.metrics import band_errors
 from sync_defense.offline.training.calibrate import fit_band
 from sync_defense.preprocessing.config import DEFAULT_CONFIG as CFG_PRE
@@ -213,6 +213,16 @@ def test_offset_is_the_shift_that_looks_most_in_sync() -> None:
     offset = estimate_offset(np.array([0, 1]), rows, np.tile(shifts, 2), p)
     assert offset.frames == 6 and offset.confidence > 0.5
     assert estimate_offset(np.array([], int), rows, np.tile(shifts, 2), p) is None
+
+
+def test_the_offset_reads_only_the_pairs_the_search_scored() -> None:
+    """Unscored pairs (NaN) are not on the curve; the confidence's median is the first round's evenly spaced grid's."""
+    shifts = np.arange(-15, 16)
+    p = np.clip(np.abs(shifts - 7) / 25, 0.01, 0.99)
+    scored = on_grid(shifts) | np.isin(shifts, [5, 7, 9])
+    offset = estimate_offset(np.array([0]), np.zeros(len(shifts), int), shifts, np.where(scored, p, np.nan))
+    assert offset.frames == 7 and set(offset.curve) == set(shifts[scored])
+    assert offset.confidence == pytest.approx(np.median(p[on_grid(shifts)]) - 0.01)
 
 
 def test_an_offset_on_the_edge_of_the_search_is_unknown() -> None:
