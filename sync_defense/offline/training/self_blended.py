@@ -31,6 +31,7 @@ from sklearn.metrics import roc_auc_score
 
 from sync_defense.model.artefact import DEFAULT_ARTEFACT, ArtefactConfig, MouthArtefactNet, save_artefact_net
 from sync_defense.offline.realdata.forgeries import Recording, load_recording
+from sync_defense.offline.synthetic.corpus.faces import augment, face_bank
 from sync_defense.preprocessing import DEFAULT_CONFIG, landmarks
 from sync_defense.preprocessing.texture import face_crops
 
@@ -185,6 +186,20 @@ def training_frames(training: Path, every: int = 2, max_segments: int = 4) -> di
     return out
 
 
+def photo_frames(variants: int, rng: np.random.Generator) -> dict[str, list[Frame]]:
+    """The real face photos the rendered corpus uses (``synthetic.corpus.faces``: two colour portraits and 100
+    LFW faces), each in ``variants`` colour, light, mirror and grain variants: many more identities than the
+    training-role videos, so the genuine class is not six people."""
+    out: dict[str, list[Frame]] = {}
+    for name, photo in face_bank().items():
+        for v in range(variants):
+            varied = augment(photo, rng)
+            points = landmarks.face_landmarks(varied.image, varied.box)
+            if points is not None:
+                out.setdefault(f"photo_{name}", []).append(Frame(v, varied.image, points, varied.box))
+    return out
+
+
 def examples(frames: list[Frame], per_frame: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(mouths, uppers, labels)``: ``per_frame`` genuine and as many self-blended examples of every frame."""
     mouths, uppers, labels = [], [], []
@@ -249,14 +264,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("checkpoints/mouth_artefact.pt"))
     parser.add_argument("--held-out", default="fer_woman2", help="training-role video kept out of training: its AUC is reported")
     parser.add_argument("--per-frame", type=int, default=3)
+    parser.add_argument("--photo-variants", type=int, default=4, help="variants of each real face photo (0: videos only)")
     # The held-out AUC falls after 4 epochs (2 blends a frame, 8 epochs: 0.87 after 4, 0.77 after 8).
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     rng = np.random.default_rng(args.seed)
-    videos = training_frames(args.training)
-    print({k: len(v) for k, v in videos.items()}, flush=True)
+    videos = {**training_frames(args.training), **photo_frames(args.photo_variants, rng)}
+    print({k: len(v) for k, v in videos.items() if not k.startswith("photo_")},
+          f"{sum(k.startswith('photo_') for k in videos)} photos", flush=True)
     sets = {name: examples(frames, args.per_frame, rng) for name, frames in videos.items()}
     joined = lambda names: tuple(np.concatenate([sets[n][i] for n in names]) for i in range(3))  # noqa: E731
     rest = [n for n in sets if n != args.held_out]
