@@ -17,6 +17,7 @@ from sync_defense.offline.training.self_blended import (
     example,
     examples,
     frames_of,
+    photo_frames,
     predict,
     self_blend,
     served_crops,
@@ -43,6 +44,14 @@ def test_a_self_blended_frame_differs_only_where_its_mask_reaches(face_frames: l
         assert not changed[mask == 0].any(), seed  # outside the mask the picture is the recording's, bit for bit
         mouth_y = target.points[13, 1]
         assert mask[int(mouth_y), int(target.points[13, 0])] > 0  # the mask covers the lips
+
+
+def test_the_corpus_photos_add_identities_each_with_its_mesh() -> None:
+    photos = photo_frames(1, np.random.default_rng(0))
+    assert len(photos) >= 50 and "photo_astronaut" in photos and "photo_grace_hopper" in photos
+    frame = photos["photo_astronaut"][0]
+    x, y, w, h = frame.box
+    assert frame.points.shape == (478, 2) and x <= frame.points[13, 0] <= x + w and y <= frame.points[13, 1] <= y + h
 
 
 def test_examples_are_the_served_crops(face_frames: list[Frame]) -> None:
