@@ -1,0 +1,150 @@
+"""MediaPipe's BlazeFace read from its .tflite into torch, exported to ONNX, against MediaPipe itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from skimage import data
+
+from sync_defense.export import tflite_graphs as tg
+from sync_defense.export.parity import ONNX_TOLERANCE, check_parity, onnx_runner, parity_error
+from sync_defense.preprocessing import DEFAULT_CONFIG
+from sync_defense.preprocessing import landmarks as lm
+from sync_defense.preprocessing.decode import iter_timeline_frames, to_small
+
+SIZE = tg.FULL_RANGE.size
+
+
+@pytest.fixture(scope="module")
+def module() -> tg.TfliteModule:
+    torch.set_num_threads(1)
+    return tg.tflite_module(tg.mediapipe_model(tg.FULL_RANGE_TFLITE))
+
+
+@pytest.fixture(scope="module")
+def detector_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tg.export_face_detector(tmp_path_factory.mktemp("face_detector"), max_batch=8)
+
+
+@pytest.fixture(scope="module")
+def talking_frames(talking_mp4: bytes) -> list[np.ndarray]:
+    """Every 25th frame of the talking-face video, at the pipeline's detection width."""
+    return [to_small(frame, 640)[0] for k, frame in iter_timeline_frames(talking_mp4, DEFAULT_CONFIG) if k % 25 == 0]
+
+
+def test_tf_same_padding_puts_the_odd_pixel_after() -> None:
+    assert tg.same_padding(5, 3, 2, 1) == (1, 1)
+    assert tg.same_padding(6, 3, 2, 1) == (0, 1)
+    assert tg.same_padding(192, 3, 1, 1) == (1, 1)
+    assert tg.same_padding(7, 1, 2, 1) == (0, 0)
+
+
+def test_weighted_nms_averages_a_cluster_by_score_and_keeps_its_best_score() -> None:
+    scores = np.array([0.6, 0.9, 0.8], np.float32)
+    boxes = np.array([[0.1, 0.1, 0.3, 0.3], [0.5, 0.5, 0.7, 0.7], [0.52, 0.5, 0.72, 0.7]], np.float32)
+    (best, merged), (other, single) = tg.weighted_nms(scores, boxes, 0.3)
+    assert best == pytest.approx(0.9) and other == pytest.approx(0.6)
+    np.testing.assert_allclose(merged, (0.9 * boxes[1] + 0.8 * boxes[2]) / 1.7, rtol=1e-6)
+    np.testing.assert_allclose(single, boxes[0])
+
+
+def test_every_op_of_the_detector_is_converted_and_the_sparse_weights_are_dense(module: tg.TfliteModule) -> None:
+    graph = tg.read_tflite(tg.mediapipe_model(tg.FULL_RANGE_TFLITE))
+    assert {op.kind for op in graph.ops} <= set(tg.LAYERS)  # DENSIFY and DEQUANTIZE were folded
+    weights = [t.data for t in graph.tensors if t.data is not None and t.data.dtype == np.float32]
+    assert weights and all(np.isfinite(w).all() for w in weights)
+    boxes, scores = module(torch.zeros(1, SIZE, SIZE, 3))
+    assert boxes.shape == (1, 2304, 16) and scores.shape == (1, 2304, 1)
+
+
+def test_the_torch_module_matches_tflites_interpreter(module: tg.TfliteModule) -> None:
+    interpreter_module = pytest.importorskip("ai_edge_litert.interpreter")
+    interpreter = interpreter_module.Interpreter(model_path=str(tg.mediapipe_model(tg.FULL_RANGE_TFLITE)), num_threads=1)
+    interpreter.allocate_tensors()
+    image = np.random.default_rng(0).uniform(-1, 1, (1, SIZE, SIZE, 3)).astype(np.float32)
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image)
+    interpreter.invoke()
+    expected = [interpreter.get_tensor(o["index"]) for o in interpreter.get_output_details()]
+    with torch.no_grad():
+        got = [t.numpy() for t in module(torch.from_numpy(image))]
+    assert parity_error(got, expected) < ONNX_TOLERANCE
+
+
+def test_the_onnx_graph_has_a_batch_axis(detector_onnx: Path, module: tg.TfliteModule) -> None:
+    import onnx
+
+    (source,) = onnx.load(str(detector_onnx)).graph.input
+    assert source.type.tensor_type.shape.dim[0].dim_param  # symbolic, not a fixed 1
+    images = np.random.default_rng(1).uniform(-1, 1, (5, SIZE, SIZE, 3)).astype(np.float32)
+    run = onnx_runner(detector_onnx)
+    whole = run({tg.INPUT: images})
+    rows = [run({tg.INPUT: images[i : i + 1]}) for i in range(5)]
+    assert parity_error(whole, [np.concatenate(parts) for parts in zip(*rows, strict=True)]) < 1e-5
+
+    def torch_runner(feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        with torch.no_grad():
+            return [t.numpy() for t in module(torch.from_numpy(feed[tg.INPUT]))]
+
+    for report in check_parity("face_detector", run, torch_runner, [{tg.INPUT: images}], "random", ONNX_TOLERANCE):
+        assert report.ok, report
+
+
+def test_the_onnx_detector_finds_mediapipes_face_boxes(detector_onnx: Path, talking_frames: list[np.ndarray]) -> None:
+    found = tg.onnx_face_detector(detector_onnx).detect_faces(talking_frames)
+    for rgb, boxes in zip(talking_frames, found, strict=True):
+        expected = lm.detect_faces(rgb)
+        assert len(expected) == 1 and len(boxes) == 1
+        assert tg.xywh_iou(boxes[0], expected[0]) >= 0.9
+
+
+def test_the_onnx_detector_finds_no_face_on_a_blank_frame(detector_onnx: Path, talking_frames: list[np.ndarray]) -> None:
+    blank = np.full_like(talking_frames[0], 128)
+    assert tg.onnx_face_detector(detector_onnx).detect_faces([blank, talking_frames[0]])[0] == []
+
+
+# --- the attention face mesh, MediaPipe's custom ops as torch ops
+
+
+@pytest.fixture(scope="module")
+def mesh_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tg.export_face_mesh(tmp_path_factory.mktemp("face_mesh"), max_batch=8)
+
+
+def photo_rois() -> list[tuple[np.ndarray, tg.Roi]]:
+    """Squares around the astronaut's face (a real photo shipped with skimage): as ``face_landmarks``
+    meshes it first, rolled both ways, and with the photo's top 100 rows cut so that the square
+    reaches 80 px past the frame (the crop's border is replicated there)."""
+    crops = []
+    for rgb in (data.astronaut(), np.ascontiguousarray(data.astronaut()[100:])):
+        x, y, w, h = lm.detect_faces(rgb)[0]
+        cx, cy, side = x + w / 2, y + h / 2, lm.ROI_SCALE * max(w, h)
+        crops += [(rgb, tg.Roi(cx, cy, side)), (rgb, tg.Roi(cx, cy, side, 0.4)), (rgb, tg.Roi(cx, cy, side, -0.3))]
+    return crops
+
+
+def test_the_mesh_onnx_graph_has_a_batch_axis(mesh_onnx: Path) -> None:
+    images = np.random.default_rng(2).uniform(0, 1, (5, tg.MESH_SIZE, tg.MESH_SIZE, 3)).astype(np.float32)
+    run = onnx_runner(mesh_onnx)
+    whole = run({tg.INPUT: images})
+    rows = [run({tg.INPUT: images[i : i + 1]}) for i in range(5)]
+    assert [o.shape[1:] for o in whole] == [(1, 1, n) for n in (1404, 160, 142, 142, 10, 10, 1)]
+    assert parity_error(whole, [np.concatenate(parts) for parts in zip(*rows, strict=True)]) < 1e-5
+
+
+def test_the_onnx_mesh_places_mediapipes_478_points(mesh_onnx: Path) -> None:
+    crops = photo_rois()
+    got = tg.onnx_face_mesh(mesh_onnx).landmarks(crops)
+    for (rgb, roi), points in zip(crops, got, strict=True):
+        expected = lm._mesh(rgb, roi.cx, roi.cy, roi.side, roi.roll)
+        assert expected is not None and points is not None and points.shape == (478, 2)
+        assert np.abs(points - expected).max() < 1e-3 * roi.side  # a thousandth of the crop: 0.2 px at 192 px
+
+
+def test_the_onnx_mesh_sees_no_face_where_mediapipe_sees_none(mesh_onnx: Path) -> None:
+    rgb = photo_rois()[0][0]
+    corner = tg.Roi(40, 40, 80)
+    assert lm._mesh(rgb, corner.cx, corner.cy, corner.side, 0.0) is None
+    assert tg.onnx_face_mesh(mesh_onnx).landmarks([(rgb, corner)]) == [None]
