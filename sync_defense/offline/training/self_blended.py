@@ -30,7 +30,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from sync_defense.model.artefact import DEFAULT_ARTEFACT, ArtefactConfig, MouthArtefactNet, save_artefact_net
-from sync_defense.offline.realdata.forgeries import Recording, load_recording
+from sync_defense.offline.realdata.forgeries import Recording, load_recording, similarity
 from sync_defense.offline.synthetic.corpus.faces import augment, face_bank
 from sync_defense.preprocessing import DEFAULT_CONFIG, landmarks
 from sync_defense.preprocessing.texture import face_crops
@@ -89,13 +89,10 @@ def blend_mask(shape: tuple[int, int], points: np.ndarray, rng: np.random.Genera
     return mask * rng.uniform(0.6, 1.0)
 
 
-def _similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+def _lips_onto(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """2x3 matrix that puts the lips of mesh ``src`` on those of mesh ``dst`` (centre, width, roll)."""
     (sx, sy, sw, sr), (dx, dy, dw, dr) = landmarks.lip_geometry(src), landmarks.lip_geometry(dst)
-    scale, angle = dw / max(sw, 1.0), dr - sr
-    cos, sin = scale * math.cos(angle), scale * math.sin(angle)
-    linear = np.array([[cos, -sin], [sin, cos]])
-    return np.column_stack([linear, np.array([dx, dy]) - linear @ np.array([sx, sy])])
+    return similarity(np.array([sx, sy]), np.array([dx, dy]), dw / max(sw, 1.0), dr - sr)
 
 
 def pasted_source(target: Frame, donor: Frame, rng: np.random.Generator) -> np.ndarray:
@@ -103,7 +100,7 @@ def pasted_source(target: Frame, donor: Frame, rng: np.random.Generator) -> np.n
     the target's lips, moved a little, then changed as a generator changes it (resampled, blurred, tinted)."""
     h, w = target.rgb.shape[:2]
     width = _mouth_width(target.points)
-    matrix = _similarity(donor.points, target.points)
+    matrix = _lips_onto(donor.points, target.points)
     matrix[:, :2] *= rng.uniform(0.96, 1.04)
     matrix[:, 2] += rng.uniform(-0.04, 0.04, 2) * width
     source = cv2.warpAffine(donor.rgb, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
