@@ -9,7 +9,7 @@ REPO := model_repository
 SAMPLE := samples/talking_head.mp4
 MODEL_SOURCES := $(wildcard checkpoints/*.pt sync_defense/model/*.py sync_defense/export/*.py sync_defense/preprocessing/*.py)
 
-.PHONY: venv repository up down demo test test-fast perf lint train evaluate realval realmouths forgeries artefact
+.PHONY: venv repository repository-face-graphs up down demo test test-fast perf lint train evaluate realval realmouths forgeries artefact
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,15 @@ $(ONNX)/.exported: $(BIN)/.installed $(MODEL_SOURCES)
 # The committed model_repository/ is the served CPU repository: this adds its graphs and calibration (git-ignored).
 repository: $(ONNX)/.exported
 	$(BIN)/python -m sync_defense.export.model_repository --profile cpu --onnx $(ONNX) --out $(REPO)
+
+# BlazeFace and the face mesh as batched graphs, from the mediapipe wheel's .tflite files (what a GPU node serves).
+$(ONNX)/.face_graphs: $(BIN)/.installed sync_defense/export/tflite_graphs.py
+	$(BIN)/python -m sync_defense.export.tflite_graphs --out $(ONNX)
+	touch $@
+
+# The CPU profile with preprocess calling the face graphs through BLS, as the GPU profile does (docs/performance.md).
+repository-face-graphs: $(ONNX)/.exported $(ONNX)/.face_graphs
+	$(BIN)/python -m sync_defense.export.model_repository --profile cpu --face-models graphs --onnx $(ONNX) --out build/model_repository/cpu-face-graphs
 
 up: repository
 	$(BIN)/python -m devtools.local_triton up --repository $(REPO)

@@ -8,10 +8,10 @@
    training videos, at most ``--frames``, decoded at 640 px as the pipeline does): ONNX Runtime with
    the numpy pre/post-processing against ``landmarks.detect_faces``: the share of frames with as many
    faces, the IoU of matched boxes and the score differences.
-3. CPU ms per frame, one thread, pre/post-processing included: ``landmarks.detect_faces`` against
+3. CPU ms per frame, one thread, pre/post-processing included: MediaPipe's detector against
    ONNX Runtime at batch 1, 8 and 32. Medians of repeats on a shared machine: expect +-30%.
 4. The mesh on each face MediaPipe found (the square ``landmarks.face_landmarks`` first meshes): the
-   ONNX mesh with the numpy pre/post-processing against ``landmarks._mesh``, points and speed.
+   ONNX mesh with the numpy pre/post-processing against MediaPipe's, points and speed.
 """
 
 from __future__ import annotations
@@ -23,14 +23,17 @@ from pathlib import Path
 
 import numpy as np
 
+from sync_defense import contract as c
 from sync_defense.export import tflite_graphs as tg
 from sync_defense.export.parity import ONNX_TOLERANCE, check_parity, onnx_runner
 from sync_defense.preprocessing import DEFAULT_CONFIG
+from sync_defense.preprocessing import face_graphs as fg
 from sync_defense.preprocessing import landmarks as lm
 from sync_defense.preprocessing.decode import iter_timeline_frames, to_small
 
 VIDEOS = (*sorted(Path("build/realdata/training/video").glob("*/*.mp4")), *sorted(Path("build/realval").glob("*.mp4")))
 MIN_SCORE = 0.5  # detect_faces' default, the pipeline's
+MEDIAPIPE = lm.MediaPipeModels()
 
 
 def sampled_frames(videos: tuple[Path, ...], every: int, total: int) -> Iterator[np.ndarray]:
@@ -64,39 +67,36 @@ def tflite_runner(path: Path) -> Callable[[dict[str, np.ndarray]], list[np.ndarr
         interpreter.invoke()
         return [interpreter.get_tensor(i)[0] for i in outputs]
 
-    return lambda feed: [np.stack(out) for out in zip(*(run_row(row) for row in feed[tg.INPUT]), strict=True)]
+    return lambda feed: [np.stack(out) for out in zip(*(run_row(row) for row in feed[c.IMAGE]), strict=True)]
 
 
 def raw_parity(onnx: Path, frames: list[np.ndarray]) -> None:
-    reference = tflite_runner(tg.mediapipe_model(tg.FULL_RANGE_TFLITE))
+    reference = tflite_runner(tg.mediapipe_model(fg.FULL_RANGE_TFLITE))
     if reference is None:
         print("raw parity: skipped, no TFLite interpreter (pip install ai-edge-litert)")
         return
-    inputs = np.stack([tg.model_input(rgb, tg.FULL_RANGE.size)[0] for rgb in frames])
-    feeds = [{tg.INPUT: inputs[:1]}, {tg.INPUT: inputs[:32]}]
-    for report in check_parity("face_detector", onnx_runner(onnx), reference, feeds, "real", ONNX_TOLERANCE):
+    inputs = np.stack([fg.model_input(rgb, fg.FULL_RANGE.size)[0] for rgb in frames])
+    feeds = [{c.IMAGE: inputs[:1]}, {c.IMAGE: inputs[:32]}]
+    for report in check_parity(c.FACE_DETECTOR, onnx_runner(onnx), reference, feeds, "real", ONNX_TOLERANCE):
         print(report)
 
 
-def scored_reference(rgb: np.ndarray) -> list[tuple[float, np.ndarray]]:
-    """MediaPipe's final boxes (``detect_faces``) with the score of the detection each came from."""
-    scored = lm._detect(rgb, MIN_SCORE, "full")
-    return [(max((s for s, b in scored if lm.iou(b, box) > 0.99), default=np.nan), box) for box in lm.detect_faces(rgb, MIN_SCORE)]
-
-
-def end_to_end(detector: tg.FaceDetector, frames: list[np.ndarray]) -> None:
+def end_to_end(graphs: lm.GraphModels, frames: list[np.ndarray]) -> None:
+    """``landmarks.detect_faces`` with the graphs against MediaPipe, frame by frame, with the scores behind each box."""
     same_count, ious, score_gaps, misses = 0, [], [], 0
-    candidates = detector.scored_boxes(frames)
-    for rgb, scored in zip(frames, candidates, strict=True):
-        expected = scored_reference(rgb)
-        got = tg.merge_boxes(scored, MIN_SCORE)
+    for rgb in frames:
+        expected, scored_expected = lm.detect_faces(rgb, MIN_SCORE), MEDIAPIPE.detect([rgb], "full")[0]
+        with lm.using(graphs):
+            got = lm.detect_faces(rgb, MIN_SCORE)
+        scored_got = graphs.detect([rgb], "full")[0]
         same_count += len(got) == len(expected)
-        for score, box in expected:
-            matches = [(tg.xywh_iou(box, b), s) for s, b in got]
-            best_iou, best_score = max(matches, default=(0.0, np.nan))
+        for box in expected:
+            best_iou, match = max(((lm.iou(box, b), b) for b in got), default=(0.0, None), key=lambda m: m[0])
             misses += best_iou < 0.5
             ious.append(best_iou)
-            score_gaps.append(abs(best_score - score))
+            if match is not None:
+                score = lambda scored, b: max((s for s, sb in scored if lm.iou(sb, b) > 0.99), default=np.nan)  # noqa: E731
+                score_gaps.append(abs(score(scored_got, match) - score(scored_expected, box)))
     ious, gaps = np.array(ious), np.array(score_gaps)
     print(f"end to end on {len(frames)} frames: same number of faces on {same_count / len(frames):.1%}; "
           f"{len(ious)} MediaPipe boxes, {misses} unmatched (IoU < 0.5)")
@@ -106,40 +106,40 @@ def end_to_end(detector: tg.FaceDetector, frames: list[np.ndarray]) -> None:
         print(f"  |score difference|: median {np.nanmedian(gaps):.2e}  max {np.nanmax(gaps):.2e}")
 
 
-def ms_per_frame(detect: Callable[[list[np.ndarray]], object], frames: list[np.ndarray], batch: int, repeats: int = 3) -> float:
-    """Median over ``repeats`` passes of the time per frame to run ``detect`` on ``frames`` in batches."""
+def ms_per_item(run: Callable[[list], object], items: list, batch: int, repeats: int = 3) -> float:
+    """Median over ``repeats`` passes of the time per item to run ``run`` on ``items`` in batches."""
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        for i in range(0, len(frames) - batch + 1, batch):
-            detect(frames[i : i + batch])
-        times.append((time.perf_counter() - start) / (len(frames) // batch * batch))
+        for i in range(0, len(items) - batch + 1, batch):
+            run(items[i : i + batch])
+        times.append((time.perf_counter() - start) / (len(items) // batch * batch))
     return 1000 * float(np.median(times))
 
 
-def timings(detector: tg.FaceDetector, frames: list[np.ndarray]) -> None:
-    mediapipe = ms_per_frame(lambda batch: [lm.detect_faces(rgb, MIN_SCORE) for rgb in batch], frames, 1)
-    print(f"landmarks.detect_faces (MediaPipe, XNNPACK 1 thread): {mediapipe:.2f} ms/frame")
+def timings(detector: fg.FaceDetector, frames: list[np.ndarray]) -> None:
+    mediapipe = ms_per_item(lambda batch: MEDIAPIPE.detect(batch, "full"), frames, 1)
+    print(f"MediaPipe detector (XNNPACK 1 thread): {mediapipe:.2f} ms/frame")
     for batch in (1, 8, 32):
-        print(f"ONNX Runtime 1 thread, batch {batch:2d}: {ms_per_frame(detector.detect_faces, frames, batch):.2f} ms/frame")
+        print(f"ONNX Runtime 1 thread, batch {batch:2d}: {ms_per_item(detector.scored_boxes, frames, batch):.2f} ms/frame")
 
 
-def mesh_parity_and_speed(mesh: tg.FaceMesh, frames: list[np.ndarray]) -> None:
+def mesh_parity_and_speed(mesh: fg.FaceMesh, frames: list[np.ndarray]) -> None:
     crops = []
     for rgb in frames:
         for x, y, w, h in lm.detect_faces(rgb, MIN_SCORE):
-            crops.append((rgb, tg.Roi(x + w / 2, y + h / 2, lm.ROI_SCALE * max(w, h))))
-    expected = [lm._mesh(rgb, roi.cx, roi.cy, roi.side, roi.roll) for rgb, roi in crops]
+            crops.append((rgb, fg.Roi(x + w / 2, y + h / 2, lm.ROI_SCALE * max(w, h))))
+    expected = [MEDIAPIPE.mesh(rgb, roi) for rgb, roi in crops]
     got = mesh.landmarks(crops)
     same = sum((e is None) == (g is None) for e, g in zip(expected, got, strict=True))
     pairs = zip(crops, expected, got, strict=True)
     errors = [np.abs(g - e).max() / roi.side for (_, roi), e, g in pairs if e is not None and g is not None]
     print(f"mesh on {len(crops)} faces: same face/no-face answer on {same}; worst point error "
           f"{max(errors, default=np.nan):.1e} of the ROI side (median of per-face worst {np.median(errors):.1e})")
-    mediapipe = ms_per_frame(lambda batch: [lm._mesh(rgb, r.cx, r.cy, r.side, r.roll) for rgb, r in batch], crops, 1)
-    print(f"landmarks._mesh (MediaPipe, XNNPACK 1 thread): {mediapipe:.2f} ms/face")
+    mediapipe = ms_per_item(lambda batch: [MEDIAPIPE.mesh(rgb, roi) for rgb, roi in batch], crops, 1)
+    print(f"MediaPipe mesh (XNNPACK 1 thread): {mediapipe:.2f} ms/face")
     for batch in (1, 8, 32):
-        print(f"ONNX Runtime mesh 1 thread, batch {batch:2d}: {ms_per_frame(mesh.landmarks, crops, batch):.2f} ms/face")
+        print(f"ONNX Runtime mesh 1 thread, batch {batch:2d}: {ms_per_item(mesh.landmarks, crops, batch):.2f} ms/face")
 
 
 def main() -> None:
@@ -151,7 +151,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=200)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    detector_path, mesh_path = args.onnx / "face_detector.onnx", args.onnx / "face_mesh.onnx"
+    detector_path, mesh_path = args.onnx / f"{c.FACE_DETECTOR}.onnx", args.onnx / f"{c.FACE_MESH}.onnx"
     if not detector_path.exists():
         tg.export_face_detector(args.onnx)
     if not mesh_path.exists():
@@ -159,10 +159,10 @@ def main() -> None:
     frames = list(sampled_frames(VIDEOS, args.every, args.frames))
     print(f"{len(frames)} frames from {len(VIDEOS)} videos")
     raw_parity(detector_path, frames)
-    detector = tg.onnx_face_detector(detector_path, threads=1)
-    end_to_end(detector, frames)
-    timings(detector, frames)
-    mesh_parity_and_speed(tg.onnx_face_mesh(mesh_path, threads=1), frames)
+    run = fg.onnx_runner(args.onnx, threads=1)
+    end_to_end(lm.GraphModels(run), frames)
+    timings(fg.FaceDetector(run), frames)
+    mesh_parity_and_speed(fg.FaceMesh(run), frames)
 
 
 if __name__ == "__main__":

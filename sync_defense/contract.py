@@ -20,6 +20,9 @@ PREPROCESS, SCORE, DECISION = "preprocess", "score", "decision"
 VISUAL_ENCODER, AUDIO_ENCODER, FUSION_CLASSIFIER = "visual_encoder", "audio_encoder", "fusion_classifier"
 STEPS = (PREPROCESS, SCORE, DECISION)  # the ensemble's Python steps, in order
 GRAPHS = (VISUAL_ENCODER, AUDIO_ENCODER, FUSION_CLASSIFIER)  # the exported graphs that ``score`` calls
+# MediaPipe's face models as graphs (``preprocessing.face_graphs``), which ``preprocess`` calls where it serves them so.
+FACE_DETECTOR, FACE_MESH = "face_detector", "face_mesh"
+FACE_GRAPHS = (FACE_DETECTOR, FACE_MESH)
 MAX_BATCH = 32  # the graphs' max_batch_size: ``score`` sends chunks of at most this many rows
 # The largest upload: the client refuses bigger files before sending, ``preprocess`` before decoding
 # (``LimitsConfig.max_upload_bytes``). Triton 2.51 has no request-size flag of its own, so a proxy in
@@ -60,6 +63,7 @@ WINDOW_TRACK, WINDOW_START, WINDOW_SPEECH, WINDOW_MOTION = "WINDOW_TRACK", "WIND
 PAIR_WINDOW, PAIR_SHIFT, PAIR_FAKE_PROBABILITY = "PAIR_WINDOW", "PAIR_SHIFT", "PAIR_FAKE_PROBABILITY"
 VERDICT, FAKE_PROBABILITY, CONFIDENCE, RESULT = "VERDICT", "FAKE_PROBABILITY", "CONFIDENCE", "RESULT"
 MOUTHS, MELS = "MOUTHS", "MELS"
+IMAGE, RAW_BOXES, RAW_SCORES, LANDMARKS, FACE_FLAG = "image", "raw_boxes", "raw_scores", "landmarks", "face_flag"
 VISUAL_TOKENS, AUDIO_TOKENS, WINDOW_FAKE_PROBABILITY = "VISUAL_TOKENS", "AUDIO_TOKENS", "WINDOW_FAKE_PROBABILITY"
 
 
@@ -97,6 +101,21 @@ def graph_specs(pre: PreprocessConfig, d_model: int) -> dict[str, ModelSpec]:
         VISUAL_ENCODER: ModelSpec(VISUAL_ENCODER, (TensorSpec(MOUTHS, (3, t, s, s)),), (visual,)),
         AUDIO_ENCODER: ModelSpec(AUDIO_ENCODER, (TensorSpec(MELS, (1, pre.audio.n_mels, pre.mel_frames)),), (audio,)),
         FUSION_CLASSIFIER: ModelSpec(FUSION_CLASSIFIER, (visual, audio), (TensorSpec(WINDOW_FAKE_PROBABILITY, (1,)),)),
+    }
+
+
+FACE_INPUT_PX = 192  # both face models see a 192-px square (BlazeFace full range, the attention mesh)
+DETECTOR_ANCHORS = 2304  # BlazeFace full range: one anchor per cell of its 48 x 48 feature map
+MESH_POINTS = 478  # the attention mesh: 468 points, lips and eyes refined, and 10 iris points
+
+
+def face_graph_specs() -> dict[str, ModelSpec]:
+    """BlazeFace and the attention mesh as batched graphs (NHWC float32 input, as in TFLite)."""
+    image = (TensorSpec(IMAGE, (FACE_INPUT_PX, FACE_INPUT_PX, 3)),)
+    return {
+        FACE_DETECTOR: ModelSpec(FACE_DETECTOR, image, (TensorSpec(RAW_BOXES, (DETECTOR_ANCHORS, 16)),
+                                                        TensorSpec(RAW_SCORES, (DETECTOR_ANCHORS, 1)))),
+        FACE_MESH: ModelSpec(FACE_MESH, image, (TensorSpec(LANDMARKS, (MESH_POINTS, 2)), TensorSpec(FACE_FLAG, (1,)))),
     }
 
 

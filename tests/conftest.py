@@ -62,10 +62,32 @@ def onnx_dir(model, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def face_onnx_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """BlazeFace and the attention mesh exported from the mediapipe wheel's ``.tflite`` files (batch 1..MAX_BATCH)."""
+    from sync_defense.export.tflite_graphs import export_face_detector, export_face_mesh
+
+    out = tmp_path_factory.mktemp("face_onnx")
+    export_face_detector(out)
+    export_face_mesh(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def all_onnx_dir(onnx_dir: Path, face_onnx_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The three encoder graphs and the two face graphs in one folder (a repository whose preprocess calls the face graphs)."""
+    import shutil
+
+    out = tmp_path_factory.mktemp("all_onnx")
+    for graph in (*onnx_dir.glob("*.onnx"), *face_onnx_dir.glob("*.onnx")):
+        shutil.copy(graph, out / graph.name)
+    return out
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test that uses the real server is marked ``server`` (``make test-fast`` leaves them out)."""
+    """Every test that uses a real server is marked ``server`` (``make test-fast`` leaves them out)."""
     for item in items:
-        if "triton" in getattr(item, "fixturenames", ()):
+        if {"triton", "triton_face_graphs"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.server)
 
 
@@ -78,6 +100,19 @@ def triton(onnx_dir: Path, model, tmp_path_factory: pytest.TempPathFactory):
 
     work = tmp_path_factory.mktemp("triton")
     repository = build_repository("cpu", model.config, onnx_dir, work / "model_repository")
+    server = LocalTriton(repository, free_port(), free_port(), free_port(), workdir=work)
+    with server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def triton_face_graphs(all_onnx_dir: Path, model, tmp_path_factory: pytest.TempPathFactory):
+    """A second real tritonserver: the CPU profile with ``preprocess`` calling the face graphs through BLS."""
+    from devtools.local_triton import LocalTriton
+    from sync_defense.export.model_repository import build_repository
+
+    work = tmp_path_factory.mktemp("triton_face_graphs")
+    repository = build_repository("cpu", model.config, all_onnx_dir, work / "model_repository", face_models="graphs")
     server = LocalTriton(repository, free_port(), free_port(), free_port(), workdir=work)
     with server:
         yield server

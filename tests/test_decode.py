@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import ctypes
 import io
 import struct
 from collections.abc import Callable
+from dataclasses import replace
 from fractions import Fraction
 
 import av
 import numpy as np
 import pytest
 
+from sync_defense.artifacts import SAMPLE_VIDEO
 from sync_defense.offline.synthetic.media import encode_mp4
 from sync_defense.preprocessing import DEFAULT_CONFIG, MediaError
+from sync_defense.preprocessing.config import HWACCEL_ENV, DecodeConfig
 from sync_defense.preprocessing.decode import (
     decode_audio,
     first_frame_time,
@@ -287,3 +291,55 @@ def test_a_file_that_refuses_seeks_is_decoded_whole_not_failed() -> None:
     assert probe_timeline(data, DEFAULT_CONFIG) is not None
     assert probe_timeline(broken, DEFAULT_CONFIG) is None
     assert sum(1 for _ in iter_timeline_frames(broken, DEFAULT_CONFIG)) == 1000
+
+
+def _nvidia_driver() -> bool:
+    try:
+        ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return False
+    return True
+
+
+CUDA = replace(DEFAULT_CONFIG, decode=DecodeConfig("cuda"))
+
+
+@pytest.fixture()
+def opened(monkeypatch) -> list[dict]:
+    """The keyword arguments of every ``av.open`` from here on."""
+    calls: list[dict] = []
+    real_open = av.open
+
+    def recording_open(*args, **kwargs):
+        calls.append(kwargs)
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(av, "open", recording_open)
+    return calls
+
+
+def test_video_is_decoded_on_the_cpu_unless_hardware_decoding_is_asked_for(opened: list[dict], monkeypatch) -> None:
+    assert DEFAULT_CONFIG.decode.hwaccel == ""
+    assert first_frame_time(SAMPLE_VIDEO.read_bytes(), DEFAULT_CONFIG) == 0.0
+    assert opened and all(call.get("hwaccel") is None for call in opened)
+    monkeypatch.setenv(HWACCEL_ENV, "cuda")  # how a GPU node opts in: read when the config is made
+    assert DecodeConfig().hwaccel == "cuda"
+    monkeypatch.setenv(HWACCEL_ENV, "vaapi")
+    with pytest.raises(ValueError, match="must be one of"):
+        DecodeConfig()
+
+
+def test_cuda_decoding_gives_the_cpu_timeline_or_a_clear_error_never_a_silent_cpu_decode(opened: list[dict]) -> None:
+    """With a GPU and its driver, NVDEC gives the CPU's timeline and pixels; without one, the upload is refused
+    before anything is decoded (a node configured for NVDEC never decodes on its cores unnoticed)."""
+    data = SAMPLE_VIDEO.read_bytes()
+    if not _nvidia_driver():
+        with pytest.raises(RuntimeError, match="cannot open a cuda device.*leave it empty to decode on the CPU"):
+            first_frame_time(data, CUDA)
+        assert opened == []
+        return
+    cpu = [(k, frame.time, to_rgb(frame)) for k, frame in iter_timeline_frames(data, DEFAULT_CONFIG)]
+    gpu = [(k, frame.time, to_rgb(frame)) for k, frame in iter_timeline_frames(data, CUDA)]
+    assert [(k, t) for k, t, _ in gpu] == [(k, t) for k, t, _ in cpu]
+    difference = max(int(np.abs(a.astype(np.int16) - b).max()) for (_, _, a), (_, _, b) in zip(cpu, gpu, strict=True))
+    assert difference <= 2  # H.264 decodes bit-exactly; only NV12 -> RGB may round differently from YUV 4:2:0

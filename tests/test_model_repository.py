@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from sync_defense import contract as c
 from sync_defense.export.model_repository import SOURCE, adapters, build_repository, repository_configs
 from sync_defense.model.config import MODEL_CONFIGS
@@ -20,15 +22,15 @@ def test_committed_repository_is_the_generated_one() -> None:
 
 
 def test_profiles_share_pipeline_and_differ_in_the_graph_runtime() -> None:
-    cpu = repository_configs("cpu", MODEL_CONFIGS["tiny"])
+    cpu = repository_configs("cpu", MODEL_CONFIGS["tiny"], face_models="graphs")
     gpu = repository_configs("gpu", MODEL_CONFIGS["tiny"])
-    assert cpu.keys() == gpu.keys()
+    assert cpu.keys() == gpu.keys() == {c.ENSEMBLE, *c.STEPS, *c.GRAPHS, *c.FACE_GRAPHS}
     for name in (c.ENSEMBLE, c.SCORE, c.DECISION):
         assert cpu[name] == gpu[name]
     # Only the preprocess instance count differs among the steps: the GPU node's cores minus one.
     assert gpu[c.PREPROCESS] == cpu[c.PREPROCESS].replace("count: 2", "count: 3")
     assert "count: 15" in repository_configs("gpu", MODEL_CONFIGS["tiny"], cores=16)[c.PREPROCESS]
-    for name in c.GRAPHS:
+    for name in c.GRAPHS + c.FACE_GRAPHS:
         assert 'backend: "python"' in cpu[name] and "KIND_CPU" in cpu[name]
         assert 'platform: "onnxruntime_onnx"' in gpu[name] and "KIND_GPU" in gpu[name] and "model_warmup" in gpu[name]
         assert "dynamic_batching" in cpu[name] and "dynamic_batching" in gpu[name]
@@ -38,10 +40,19 @@ def test_base_model_changes_token_dims() -> None:
     assert "dims: [ 25, 256 ]" in repository_configs("gpu", MODEL_CONFIGS["base"])["visual_encoder"]
 
 
-def test_built_repository_has_every_file_triton_needs(onnx_dir: Path, tmp_path: Path) -> None:
+def test_face_models_stay_in_the_preprocess_step_on_cpu_unless_asked() -> None:
+    cpu = repository_configs("cpu", MODEL_CONFIGS["tiny"])
+    assert not set(c.FACE_GRAPHS) & cpu.keys()
+    assert 'string_value: "mediapipe"' in cpu[c.PREPROCESS]
+    assert 'string_value: "graphs"' in repository_configs("gpu", MODEL_CONFIGS["tiny"])[c.PREPROCESS]
+    with pytest.raises(ValueError, match="face_models"):
+        repository_configs("cpu", MODEL_CONFIGS["tiny"], face_models="opencv")
+
+
+def test_built_repository_has_every_file_triton_needs(all_onnx_dir: Path, tmp_path: Path) -> None:
     for profile in ("cpu", "gpu"):
-        out = build_repository(profile, MODEL_CONFIGS["tiny"], onnx_dir, tmp_path / profile)
-        for graph in c.GRAPHS:
+        out = build_repository(profile, MODEL_CONFIGS["tiny"], all_onnx_dir, tmp_path / profile, face_models="graphs")
+        for graph in c.GRAPHS + c.FACE_GRAPHS:
             assert (out / graph / "1" / "model.onnx").stat().st_size > 10_000
             assert (out / graph / "1" / "model.py").exists() == (profile == "cpu")
         for step in c.STEPS:

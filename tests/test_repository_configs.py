@@ -83,12 +83,20 @@ def _check_ensemble(config: mc.ModelConfig, steps: dict[str, mc.ModelConfig]) ->
     assert [s.model_name for s in config.ensemble_scheduling.step] == list(c.STEPS)
 
 
-@pytest.mark.parametrize("profile", ["cpu", "gpu"])
-def test_every_config_parses_and_matches_graphs_and_contract(profile: str, onnx_dir: Path, tmp_path: Path) -> None:
-    repository = build_repository(profile, TINY, onnx_dir, tmp_path / profile)
+@pytest.mark.parametrize(("profile", "face_models", "face_graphs"), [
+    ("cpu", None, False),  # the CPU default: MediaPipe in the preprocess step
+    ("cpu", "graphs", True),
+    ("gpu", None, True),  # the GPU default: the face models are graphs, on the GPU
+])
+def test_every_config_parses_and_matches_graphs_and_contract(profile: str, face_models: str | None, face_graphs: bool,
+                                                             all_onnx_dir: Path, tmp_path: Path) -> None:
+    repository = build_repository(profile, TINY, all_onnx_dir, tmp_path / profile, face_models=face_models)
     configs = {p.name: _parse(p / "config.pbtxt") for p in repository.iterdir() if p.is_dir()}
-    assert set(configs) == {c.ENSEMBLE, *c.STEPS, *c.GRAPHS}
+    served_face_graphs = c.FACE_GRAPHS if face_graphs else ()
+    assert set(configs) == {c.ENSEMBLE, *c.STEPS, *c.GRAPHS, *served_face_graphs}
     assert all(config.name == name for name, config in configs.items())
+    preprocess = {k: v.string_value for k, v in configs[c.PREPROCESS].parameters.items()}
+    assert preprocess == {"face_models": "graphs" if face_graphs else "mediapipe"}
 
     steps = c.step_specs(DEFAULT_CONFIG)
     for name, spec in steps.items():
@@ -98,7 +106,8 @@ def test_every_config_parses_and_matches_graphs_and_contract(profile: str, onnx_
         assert [g.kind for g in config.instance_group] == [mc.ModelInstanceGroup.KIND_CPU]
     _check_ensemble(configs[c.ENSEMBLE], {name: configs[name] for name in c.STEPS})
 
-    for name, spec in c.graph_specs(DEFAULT_CONFIG, TINY.d_model).items():
+    graphs = {**c.graph_specs(DEFAULT_CONFIG, TINY.d_model), **{g: c.face_graph_specs()[g] for g in served_face_graphs}}
+    for name, spec in graphs.items():
         graph = onnx.load(str(repository / name / "1" / "model.onnx"))
         _check_graph(configs[name], graph, spec, profile)
         if profile == "cpu":

@@ -33,6 +33,11 @@ from sync_defense.preprocessing.config import DEFAULT_CONFIG, PreprocessConfig
 
 SOURCE = MODEL_REPOSITORY
 PROFILES = ("cpu", "gpu")
+# Where ``preprocess`` runs BlazeFace and the face mesh (its ``face_models`` parameter): ``graphs`` serves them as
+# batched graphs of the repository, called through BLS, on the GPU on a GPU node; ``mediapipe`` runs MediaPipe in the
+# step's process, which costs less CPU where there is no GPU to give them to (docs/performance.md).
+FACE_MODELS = ("mediapipe", "graphs")
+DEFAULT_FACE_MODELS = {"cpu": "mediapipe", "gpu": "graphs"}
 # Python steps, their adapter class and instance count: preprocessing is the slow step (decoding,
 # faces, VAD), so two uploads are prepared at once; scoring mostly waits on the graphs.
 STEP_ADAPTERS = {c.PREPROCESS: ("PreprocessModel", 2), c.SCORE: ("ScoreModel", 2), c.DECISION: ("DecisionModel", 1)}
@@ -72,13 +77,18 @@ def _tensors(kind: str, tensors: Iterable[c.TensorSpec]) -> str:
     return f"{kind} [\n" + ",\n".join(rows) + "\n]\n"
 
 
-def _python_step(spec: c.ModelSpec, instances: int) -> str:
+def _parameters(values: dict[str, str]) -> str:
+    return "".join(f'parameters {{ key: "{k}" value: {{ string_value: "{v}" }} }}\n' for k, v in values.items())
+
+
+def _python_step(spec: c.ModelSpec, instances: int, parameters: dict[str, str]) -> str:
     return (
         f'name: "{spec.name}"\nbackend: "python"\nmax_batch_size: 0\n'
         + _tensors("input", spec.inputs)
         + _tensors("output", spec.outputs)
         + f"instance_group [ {{ count: {instances} kind: KIND_CPU }} ]\n"
         + STEP_QUEUE_POLICY
+        + _parameters(parameters)
     )
 
 
@@ -88,8 +98,7 @@ def _graph_step(spec: c.ModelSpec, profile: str) -> str:
     text = head + f"max_batch_size: {c.MAX_BATCH}\n" + _tensors("input", spec.inputs) + _tensors("output", spec.outputs)
     if profile == "cpu":
         return text + GRAPH_BATCHING + (
-            f"instance_group [ {{ count: {CPU_GRAPH_INSTANCES} kind: KIND_CPU }} ]\n"
-            + "".join(f'parameters {{ key: "{k}" value: {{ string_value: "{v}" }} }}\n' for k, v in CPU_GRAPH_PARAMETERS.items())
+            f"instance_group [ {{ count: {CPU_GRAPH_INSTANCES} kind: KIND_CPU }} ]\n" + _parameters(CPU_GRAPH_PARAMETERS)
         )
     return text + (
         f"dynamic_batching {{ preferred_batch_size: [ {_dims(GPU_PREFERRED_BATCHES)} ] "
@@ -132,33 +141,50 @@ def step_instances(profile: str, cores: int) -> dict[str, int]:
     return counts
 
 
+def _face_models(profile: str, face_models: str | None) -> str:
+    chosen = face_models or DEFAULT_FACE_MODELS[profile]
+    if chosen not in FACE_MODELS:
+        raise ValueError(f"face_models must be one of {FACE_MODELS}")
+    return chosen
+
+
+def served_graphs(profile: str, face_models: str | None = None) -> tuple[str, ...]:
+    """The repository's graphs: the three of ``score``, and the face models where ``preprocess`` calls them."""
+    return c.GRAPHS + (c.FACE_GRAPHS if _face_models(profile, face_models) == "graphs" else ())
+
+
 def repository_configs(
-    profile: str, model: ModelConfig, pre: PreprocessConfig = DEFAULT_CONFIG, cores: int = DEFAULT_GPU_CORES
+    profile: str, model: ModelConfig, pre: PreprocessConfig = DEFAULT_CONFIG, cores: int = DEFAULT_GPU_CORES,
+    face_models: str | None = None,
 ) -> dict[str, str]:
-    """``config.pbtxt`` text of every model of the repository, keyed by model name (``cores``: the GPU node's)."""
+    """``config.pbtxt`` text of every model of the repository, keyed by model name (``cores``: the GPU node's;
+    ``face_models``: where ``preprocess`` runs the face models, ``DEFAULT_FACE_MODELS`` of the profile if None)."""
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {PROFILES}")
     steps = c.step_specs(pre)
+    step_parameters = {c.PREPROCESS: {"face_models": _face_models(profile, face_models)}}
     configs = {c.ENSEMBLE: _ensemble(pre)}
-    configs.update({name: _python_step(steps[name], n) for name, n in step_instances(profile, cores).items()})
-    configs.update({name: _graph_step(spec, profile) for name, spec in c.graph_specs(pre, model.d_model).items()})
+    configs.update({name: _python_step(steps[name], n, step_parameters.get(name, {}))
+                    for name, n in step_instances(profile, cores).items()})
+    specs = {**c.graph_specs(pre, model.d_model), **c.face_graph_specs()}
+    configs.update({name: _graph_step(specs[name], profile) for name in served_graphs(profile, face_models)})
     return configs
 
 
-def adapters(profile: str) -> dict[str, str]:
+def adapters(profile: str, face_models: str | None = None) -> dict[str, str]:
     """The ``model.py`` of every Python-backend model: a one-line import of its adapter class."""
     shims = {name: f'"""{GENERATED}"""\n\nfrom sync_defense.serving.triton_models import {cls} as TritonPythonModel\n\n'
                    '__all__ = ["TritonPythonModel"]\n' for name, (cls, _) in STEP_ADAPTERS.items()}
     if profile == "cpu":
         shims.update({name: f'"""{GENERATED}"""\n\nfrom sync_defense.serving.onnx_graph import OnnxGraphModel as TritonPythonModel\n\n'
-                            '__all__ = ["TritonPythonModel"]\n' for name in c.GRAPHS})
+                            '__all__ = ["TritonPythonModel"]\n' for name in served_graphs(profile, face_models)})
     return shims
 
 
-def write_sources(out: Path, profile: str, model: ModelConfig, cores: int = DEFAULT_GPU_CORES) -> None:
+def write_sources(out: Path, profile: str, model: ModelConfig, cores: int = DEFAULT_GPU_CORES, face_models: str | None = None) -> None:
     """Configs and adapters, the text part of a repository (what ``model_repository/`` commits)."""
-    shims = adapters(profile)
-    for name, config in repository_configs(profile, model, cores=cores).items():
+    shims = adapters(profile, face_models)
+    for name, config in repository_configs(profile, model, cores=cores, face_models=face_models).items():
         version = out / name / "1"
         version.mkdir(parents=True, exist_ok=True)
         (out / name / "config.pbtxt").write_text(config)
@@ -169,14 +195,16 @@ def write_sources(out: Path, profile: str, model: ModelConfig, cores: int = DEFA
 
 
 def build_repository(
-    profile: str, model: ModelConfig, onnx_dir: Path, out: Path, calibration: Path = CALIBRATION, cores: int = DEFAULT_GPU_CORES
+    profile: str, model: ModelConfig, onnx_dir: Path, out: Path, calibration: Path = CALIBRATION, cores: int = DEFAULT_GPU_CORES,
+    face_models: str | None = None,
 ) -> Path:
     """A ready-to-serve repository in ``out``: configs, adapters, the ONNX graphs and the calibration."""
-    write_sources(out, profile, model, cores)
-    for name in c.GRAPHS:
+    write_sources(out, profile, model, cores, face_models)
+    for name in served_graphs(profile, face_models):
         graph = onnx_dir / f"{name}.onnx"
         if not graph.exists():
-            raise FileNotFoundError(f"{graph} is missing: run python -m sync_defense.export.onnx_export first")
+            exporter = "tflite_graphs" if name in c.FACE_GRAPHS else "onnx_export"
+            raise FileNotFoundError(f"{graph} is missing: run python -m sync_defense.export.{exporter} first")
         shutil.copy(graph, out / name / "1" / "model.onnx")
     shutil.copy(calibration, out / c.DECISION / "1" / CALIBRATION_FILE)
     return out
@@ -191,13 +219,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="default: build/model_repository/<profile>")
     parser.add_argument("--sources-only", action="store_true", help="configs and adapters only (refresh model_repository/)")
     parser.add_argument("--cores", type=int, default=DEFAULT_GPU_CORES, help="gpu: the node's CPU cores (preprocess instances: cores - 1)")
+    parser.add_argument("--face-models", choices=FACE_MODELS,
+                        help="where preprocess runs the face models (default: mediapipe for cpu, graphs for gpu)")
     args = parser.parse_args()
     model = MODEL_CONFIGS[args.model]
     out = args.out or Path("build/model_repository") / args.profile
     if args.sources_only:
-        write_sources(out, args.profile, model, args.cores)
+        write_sources(out, args.profile, model, args.cores, args.face_models)
     else:
-        build_repository(args.profile, model, args.onnx, out, args.calibration, args.cores)
+        build_repository(args.profile, model, args.onnx, out, args.calibration, args.cores, args.face_models)
     print(out)
 
 

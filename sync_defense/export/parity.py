@@ -1,6 +1,7 @@
 """Every parity check of the export: a candidate runtime against its reference, graph by graph, on the
 same inputs. ONNX Runtime is checked against PyTorch (``onnx_export``), a TensorRT plan against ONNX
-Runtime FP32 (``tensorrt_engines``); both use one error measure and one report.
+Runtime FP32 (``tensorrt_engines``); both use one report, and one error measure unless a graph's outputs
+have units of their own (the face graphs' pixels: ``absolute_error``).
 
 torch is imported only by the PyTorch check: the TensorRT check runs in the serving image, which has none.
 """
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 Feeds = list[dict[str, np.ndarray]]  # a graph's inputs at each batch the check runs
 Windows = tuple[np.ndarray, np.ndarray]  # (mouths, mels) of a real video: PreparedVideo.window_inputs()
 Runner = Callable[[dict[str, np.ndarray]], list[np.ndarray]]  # a graph in one runtime: inputs -> outputs
+ErrorMeasure = Callable[[list[np.ndarray], list[np.ndarray]], float]  # (candidate's outputs, reference's) -> error
 ONNX_TOLERANCE = 1e-4  # ONNX Runtime FP32 against PyTorch FP32
 
 
@@ -50,9 +52,16 @@ def parity_error(got: list[np.ndarray], expected: list[np.ndarray]) -> float:
     return max(float(np.max(np.abs(g - e)) / max(1.0, float(np.max(np.abs(e))))) for g, e in zip(got, expected, strict=True))
 
 
-def check_parity(graph: str, candidate: Runner, reference: Runner, feeds: Feeds, inputs: str, tolerance: float) -> list[ParityReport]:
-    """One report per batch of ``feeds``: the candidate's outputs against the reference's."""
-    return [ParityReport(graph, inputs, len(next(iter(feed.values()))), parity_error(candidate(feed), reference(feed)), tolerance)
+def absolute_error(got: list[np.ndarray], expected: list[np.ndarray]) -> float:
+    """max |got - expected| over the outputs, in their own units: for outputs read as positions (pixels),
+    where a relative measure would allow more error the further a point is from the origin."""
+    return max(float(np.max(np.abs(g - e))) for g, e in zip(got, expected, strict=True))
+
+
+def check_parity(graph: str, candidate: Runner, reference: Runner, feeds: Feeds, inputs: str, tolerance: float,
+                 error: ErrorMeasure = parity_error) -> list[ParityReport]:
+    """One report per batch of ``feeds``: the candidate's outputs against the reference's, by ``error``."""
+    return [ParityReport(graph, inputs, len(next(iter(feed.values()))), error(candidate(feed), reference(feed)), tolerance)
             for feed in feeds]
 
 

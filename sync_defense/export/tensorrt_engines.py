@@ -1,20 +1,26 @@
-"""TensorRT plans for the three graphs, built on the serving GPU before Triton starts (the engine-build step).
+"""TensorRT plans for the served graphs, built on the serving GPU before Triton starts (the engine-build step).
 
     python -m sync_defense.export.tensorrt_engines --repository /models --cache /engines [--precision fp16|fp32]
 
 A plan only loads in the TensorRT release and on the GPU model that built it, so plans cannot ship in the image:
 ``deploy/bin/sync-defense-engine-build`` runs this on the node, over a GPU-profile repository that
-``sync_defense.export.model_repository`` wrote. For each graph it
+``sync_defense.export.model_repository`` wrote: the three encoder graphs, and the face graphs (BlazeFace and the
+attention mesh, which ``preprocess`` calls through BLS) where the repository serves them. For each graph it
 
 1. keys the plan by the ONNX file's sha256, the TensorRT version, the GPU (name and compute capability), the
    precision and the optimisation profile (batch min 1 / opt = the first preferred batch / max ``MAX_BATCH``,
    the item shape from ``sync_defense.contract``);
 2. takes ``<cache>/<graph>-<precision>-<key>.plan`` when it is there, else builds it with TensorRT's Python API
    (FP16 or FP32, a timing cache per TensorRT version and GPU shared by every build), checks it against ONNX
-   Runtime's FP32 run of the same graph on the sample video's real windows, and stores it with a JSON record
-   beside it (versions, GPU, hashes, parity figures);
+   Runtime's FP32 run of the same graph on the sample video (its windows for the encoders, its frames and the
+   faces found in them for the face graphs), and stores it with a JSON record beside it (versions, GPU,
+   precision and why, hashes, parity figures);
 3. puts the plan into the repository as ``<graph>/1/model.plan`` (with its record) and rewrites that model's
    ``config.pbtxt`` to ``platform: "tensorrt_plan"``, keeping its tensors, batching, instances and warm-up.
+
+The face graphs are always built FP32 with TF32 off, whatever ``--precision`` says for the encoders: the lip
+test reads the mesh's lips to a fraction of a pixel, and what FP16 would change in its answers has not been
+measured (it needs a GPU). Their parity is an absolute bound in the graphs' own units (``FACE_TOLERANCE``).
 
 ``SYNC_DEFENSE_TENSORRT=0`` in the engine-build step leaves the graphs on ONNX Runtime (the fallback).
 """
@@ -32,8 +38,9 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, replace
+from itertools import islice
 from pathlib import Path
 from types import ModuleType
 
@@ -43,9 +50,18 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from sync_defense import contract as c
 from sync_defense.artifacts import SAMPLE_VIDEO
-from sync_defense.export.parity import Feeds, check_parity, onnx_runner, real_feeds
+from sync_defense.export.parity import (
+    ErrorMeasure,
+    Feeds,
+    absolute_error,
+    check_parity,
+    onnx_runner,
+    parity_batches,
+    parity_error,
+    real_feeds,
+)
 from sync_defense.model.config import MODEL_CONFIGS
-from sync_defense.preprocessing.config import DEFAULT_CONFIG
+from sync_defense.preprocessing.config import DEFAULT_CONFIG, PreprocessConfig
 
 PRECISIONS = ("fp16", "fp32")
 TENSORRT_RELEASE = "10.5.0"  # the release in nvcr.io/nvidia/tritonserver:24.10-py3 (deploy/Dockerfile checks it)
@@ -56,6 +72,19 @@ ONNX_FILE = "model.onnx"
 # output, so an absolute error for the probabilities (0..1; the decision's uncertain band is 0.07 wide) and a
 # relative one for the encoders' tokens. FP16 keeps 10 mantissa bits; FP32 builds run with TF32 off.
 TOLERANCE = {"fp16": 2e-2, "fp32": 1e-3}
+# The face graphs, whatever --precision says: the lip test reads sub-pixel mesh positions, and FP16's effect on its
+# answers is not measured.
+FACE_PRECISION = "fp32"
+FACE_PRECISION_REASON = "face graphs are always FP32 (TF32 off): the lip test reads sub-pixel mesh positions"
+# Their parity: max |plan - onnx| in the outputs' own units (parity.absolute_error), pixels of the 192-px model
+# square for the boxes and the landmarks, logits for the scores and the face flag. 0.05 px of the mesh's square is
+# 0.08 frame px on a 200-px face (its ROI is 1.5x the face), about 0.1 % of the mouth's width; 0.05 on a logit
+# moves its probability by at most 0.0125. The encoders' relative measure would divide by the batch's largest
+# value (landmarks up to ~190 px, detector logits up to ~350 on the sample), so its bound in pixels would move with
+# the batch. FP32 differences of ~1e-6 relative (3.5e-4 on a logit of 350) would sit two orders under it (not
+# yet measured on a GPU: deploy/gpu_check.sh records the figures in each plan's JSON).
+FACE_TOLERANCE = 5e-2
+FACE_FEED_FRAMES = c.MAX_BATCH - 1  # frames of the sample the face graphs are checked on: a batch besides the largest
 MISSING = (
     "TensorRT's Python API is not installed: neither `import tensorrt` nor `import tensorrt_bindings` works ({error}). "
     f"Install the bindings of the image's release (pip install tensorrt-cu12-bindings=={TENSORRT_RELEASE}), or set "
@@ -122,6 +151,13 @@ def read_config(path: Path) -> mc.ModelConfig:
     return text_format.Parse(path.read_text(), mc.ModelConfig())
 
 
+def contract_specs() -> Iterator[c.ModelSpec]:
+    """Every graph the contract knows: the encoders at each known model size, and the face graphs."""
+    for d_model in sorted({m.d_model for m in MODEL_CONFIGS.values()}):
+        yield from c.graph_specs(DEFAULT_CONFIG, d_model).values()
+    yield from c.face_graph_specs().values()
+
+
 def contract_spec(config: mc.ModelConfig) -> c.ModelSpec:
     """The contract's spec of this graph: the one whose tensors the config carries, for any known model size.
 
@@ -129,11 +165,25 @@ def contract_spec(config: mc.ModelConfig) -> c.ModelSpec:
     that matches no contract spec is refused rather than built into a plan Triton would reject.
     """
     served = [(t.name, mc.DataType.Name(t.data_type), tuple(t.dims)) for t in (*config.input, *config.output)]
-    for d_model in sorted({m.d_model for m in MODEL_CONFIGS.values()}):
-        spec = c.graph_specs(DEFAULT_CONFIG, d_model).get(config.name)
-        if spec and served == [(t.name, f"TYPE_{t.dtype}", t.dims) for t in (*spec.inputs, *spec.outputs)]:
+    for spec in contract_specs():
+        if spec.name == config.name and served == [(t.name, f"TYPE_{t.dtype}", t.dims) for t in (*spec.inputs, *spec.outputs)]:
             return spec
     raise EngineBuildError(f"{config.name}: its config.pbtxt tensors {served} match no graph of sync_defense.contract")
+
+
+def repository_graphs(repository: Path) -> tuple[str, ...]:
+    """The graphs to build: the encoders (always served) and the face graphs where the repository serves them."""
+    return c.GRAPHS + tuple(name for name in c.FACE_GRAPHS if (repository / name).is_dir())
+
+
+def plan_precision(graph: str, requested: str) -> str:
+    """The precision a graph's plan is built in: ``requested`` for the encoders, ``FACE_PRECISION`` for the face graphs."""
+    return FACE_PRECISION if graph in c.FACE_GRAPHS else requested
+
+
+def parity_rule(graph: str, precision: str) -> tuple[float, ErrorMeasure]:
+    """The tolerance and the error measure a plan of ``graph`` is judged by against ONNX Runtime FP32."""
+    return (FACE_TOLERANCE, absolute_error) if graph in c.FACE_GRAPHS else (TOLERANCE[precision], parity_error)
 
 
 def optimization_profile(spec: c.ModelSpec, opt_batch: int) -> Profile:
@@ -282,48 +332,87 @@ class _CudaRuntime:
         _check_cuda(self.lib.cudaDeviceSynchronize(), "cudaDeviceSynchronize")
 
 
-def run_plan(trt: ModuleType, plan: bytes, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-    """One execution of a plan on the default stream; outputs in the engine's order."""
-    cuda = _CudaRuntime()
-    engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(plan)
-    context = engine.create_execution_context()
-    pointers, outputs = [], []
-    try:
-        for name, array in feeds.items():
-            array = np.ascontiguousarray(array)
-            context.set_input_shape(name, array.shape)
-            pointers.append(cuda.to_device(array))
-            context.set_tensor_address(name, pointers[-1])
-        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
-        for name in names:
-            if engine.get_tensor_mode(name) == trt.TensorIOMode.OUTPUT:
-                outputs.append(np.empty(tuple(context.get_tensor_shape(name)), trt.nptype(engine.get_tensor_dtype(name))))
-                pointers.append(cuda.alloc(outputs[-1].nbytes))
+class PlanRunner:
+    """A plan deserialized once, then run at any batch of its profile on the default stream; each call moves its
+    inputs and outputs through buffers of its own (``benchmarks.face_graph_speed`` times the calls as they are)."""
+
+    def __init__(self, trt: ModuleType, plan: bytes) -> None:
+        self.trt, self.cuda = trt, _CudaRuntime()
+        self.engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(plan)
+        self.context = self.engine.create_execution_context()
+
+    def __call__(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """One execution; outputs in the engine's order."""
+        trt, engine, context, cuda = self.trt, self.engine, self.context, self.cuda
+        pointers, outputs = [], []
+        try:
+            for name, array in feeds.items():
+                array = np.ascontiguousarray(array)
+                context.set_input_shape(name, array.shape)
+                pointers.append(cuda.to_device(array))
                 context.set_tensor_address(name, pointers[-1])
-        if not context.execute_async_v3(0):
-            raise EngineBuildError("TensorRT failed to run the plan")
-        cuda.synchronize()
-        for array, pointer in zip(outputs, pointers[len(feeds):], strict=True):
-            cuda.to_host(pointer, array)
-    finally:
-        for pointer in pointers:
-            cuda.free(pointer)
-    return outputs
+            names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+            for name in names:
+                if engine.get_tensor_mode(name) == trt.TensorIOMode.OUTPUT:
+                    outputs.append(np.empty(tuple(context.get_tensor_shape(name)), trt.nptype(engine.get_tensor_dtype(name))))
+                    pointers.append(cuda.alloc(outputs[-1].nbytes))
+                    context.set_tensor_address(name, pointers[-1])
+            if not context.execute_async_v3(0):
+                raise EngineBuildError("TensorRT failed to run the plan")
+            cuda.synchronize()
+            for array, pointer in zip(outputs, pointers[len(feeds):], strict=True):
+                cuda.to_host(pointer, array)
+        finally:
+            for pointer in pointers:
+                cuda.free(pointer)
+        return outputs
 
 
 # --- parity on real windows ---------------------------------------------------------------------------------------
 
 
-def plan_parity(trt: ModuleType, name: str, plan: bytes, onnx: Path, feeds: Feeds, precision: str) -> dict[str, float]:
-    """The plan against ONNX Runtime FP32 at each batch of ``feeds``; raises past the precision's tolerance."""
-    reports = check_parity(name, lambda feed: run_plan(trt, plan, feed), onnx_runner(onnx), feeds, "real", TOLERANCE[precision])
+def plan_parity(trt: ModuleType, job: GraphJob, plan: bytes, feeds: Feeds) -> dict[str, float]:
+    """The plan against ONNX Runtime FP32 at each batch of ``feeds``; raises past the graph's tolerance."""
+    tolerance, error = parity_rule(job.name, job.precision)
+    reports = check_parity(job.name, PlanRunner(trt, plan), onnx_runner(job.onnx), feeds, "real", tolerance, error)
     worst = max(reports, key=lambda r: r.error)
     if not worst.ok:
+        advice = "try --precision fp32, or " if job.precision != "fp32" else ""
         raise EngineBuildError(
-            f"{name}: the {precision} plan differs from ONNX Runtime FP32 by {worst.error:.2e} on real windows "
-            f"(tolerance {worst.tolerance:.0e}); try --precision fp32, or SYNC_DEFENSE_TENSORRT=0 for ONNX Runtime"
+            f"{job.name}: the {job.precision} plan differs from ONNX Runtime FP32 by {worst.error:.2e} ({error.__name__}) "
+            f"on the sample video (tolerance {worst.tolerance:.0e}); {advice}SYNC_DEFENSE_TENSORRT=0 for ONNX Runtime"
         )
     return {f"batch_{r.batch}": r.error for r in reports}
+
+
+def face_feeds(data: bytes, cfg: PreprocessConfig = DEFAULT_CONFIG) -> dict[str, Feeds]:
+    """The face graphs' inputs from a real video, made as ``preprocess`` makes them: the detector's from the frames
+    it detects on (every ``detect_every``-th, at ``detect_width``), the mesh's from the square around each face
+    found there (the first ROI ``landmarks.face_landmarks`` meshes); at the video's batch and at MAX_BATCH."""
+    from sync_defense.preprocessing import face_graphs, landmarks
+    from sync_defense.preprocessing.decode import iter_timeline_frames, to_small
+
+    sampled = (frame for k, frame in iter_timeline_frames(data, cfg) if k % cfg.faces.detect_every == 0)
+    frames = [to_small(frame, cfg.faces.detect_width)[0] for frame in islice(sampled, FACE_FEED_FRAMES)]
+    rois = [(rgb, face_graphs.Roi(x + w / 2, y + h / 2, landmarks.ROI_SCALE * max(w, h))) for rgb in frames
+            for x, y, w, h in landmarks.detect_faces(rgb, cfg.faces.min_score, cfg.faces.detector)]
+    if not rois:
+        raise EngineBuildError("no face found in the video: the face mesh's plan cannot be checked without one")
+    return {
+        c.FACE_DETECTOR: parity_batches({c.IMAGE: np.stack([face_graphs.model_input(rgb, c.FACE_INPUT_PX)[0] for rgb in frames])}),
+        c.FACE_MESH: parity_batches({c.IMAGE: np.stack([face_graphs.mesh_input(rgb, roi) for rgb, roi in rois])}),
+    }
+
+
+def sample_feeds(job: GraphJob) -> dict[str, Feeds]:
+    """The parity inputs of ``job``'s kind of graph (encoders or face graphs) from the sample video."""
+    data = SAMPLE_VIDEO.read_bytes()
+    if job.name in c.FACE_GRAPHS:
+        return face_feeds(data)
+    from sync_defense.preprocessing import preprocess_video
+
+    onnx = {name: job.model_dir.parent / name / "1" / ONNX_FILE for name in c.GRAPHS}
+    return real_feeds(onnx, preprocess_video(data).window_inputs())
 
 
 # --- the engine-build step -------------------------------------------------------------------------------------
@@ -339,9 +428,10 @@ class GraphJob:
     onnx: Path
     onnx_sha256: str
     profile: Profile
+    precision: str  # plan_precision: what --precision asks for, except for the face graphs
 
     @classmethod
-    def read(cls, repository: Path, name: str) -> GraphJob:
+    def read(cls, repository: Path, name: str, requested_precision: str) -> GraphJob:
         model_dir = repository / name
         config = read_config(model_dir / "config.pbtxt")
         onnx = model_dir / "1" / ONNX_FILE
@@ -349,16 +439,19 @@ class GraphJob:
             raise EngineBuildError(f"{onnx} is missing: is {repository} a GPU-profile repository (model_repository --profile gpu)?")
         if config.max_batch_size != c.MAX_BATCH:
             raise EngineBuildError(f"{name}: max_batch_size {config.max_batch_size} differs from the contract's {c.MAX_BATCH}")
-        return cls(name, model_dir, config, onnx, sha256(onnx), optimization_profile(contract_spec(config), preferred_batch(config)))
+        profile = optimization_profile(contract_spec(config), preferred_batch(config))
+        return cls(name, model_dir, config, onnx, sha256(onnx), profile, plan_precision(name, requested_precision))
 
     def record(self, target: Target, key: str, plan: bytes, parity: dict[str, float], seconds: float) -> dict:
         """What the JSON beside a plan says: where it is valid, what it came from, how close it is to ONNX."""
+        tolerance, error = parity_rule(self.name, self.precision)
         return {
-            "graph": self.name, "key": key, **asdict(target), "onnx_sha256": self.onnx_sha256,
-            "plan_sha256": hashlib.sha256(plan).hexdigest(),
+            "graph": self.name, "key": key, **asdict(target),
+            "precision_reason": FACE_PRECISION_REASON if self.name in c.FACE_GRAPHS else "--precision",
+            "onnx_sha256": self.onnx_sha256, "plan_sha256": hashlib.sha256(plan).hexdigest(),
             "profile": {k: {"min": v[0], "opt": v[1], "max": v[2]} for k, v in self.profile.items()},
-            "parity": {"reference": "ONNX Runtime FP32 (CPU), sample video windows", "tolerance": TOLERANCE[target.precision],
-                       "max_error": parity},
+            "parity": {"reference": "ONNX Runtime FP32 (CPU), sample video", "measure": error.__name__,
+                       "tolerance": tolerance, "max_error": parity},
             "build_seconds": round(seconds, 1), "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
 
@@ -369,20 +462,22 @@ Builder = Callable[[GraphJob, Path], tuple[bytes, dict[str, float]]]  # (job, ti
 def prepare_plans(repository: Path, cache: Path, target: Target, build: Builder) -> dict[str, tuple[CachedPlan, bool]]:
     """Every graph's plan from the cache or, on a miss, from ``build``; nothing is installed until all exist.
 
+    ``target.precision`` is the one asked for; each graph's plan is keyed and built in its ``plan_precision``.
     Returns each graph's cached plan and whether it was a hit. ``build`` is only called on a miss.
     """
     cache.mkdir(parents=True, exist_ok=True)
     plans = {}
-    for name in c.GRAPHS:
-        job = GraphJob.read(repository, name)
-        key = cache_key(job.onnx_sha256, target, job.profile)
-        cached = cached_plan(cache, name, target, key)
+    for name in repository_graphs(repository):
+        job = GraphJob.read(repository, name, target.precision)
+        graph_target = replace(target, precision=job.precision)
+        key = cache_key(job.onnx_sha256, graph_target, job.profile)
+        cached = cached_plan(cache, name, graph_target, key)
         hit = cached.valid
         if not hit:
             started = time.monotonic()
             plan, parity = build(job, cache / f"timing-{target.slug}.cache")
             _atomic_write(cached.plan, plan)
-            record = job.record(target, key, plan, parity, time.monotonic() - started)
+            record = job.record(graph_target, key, plan, parity, time.monotonic() - started)
             _atomic_write(cached.record, (json.dumps(record, indent=2) + "\n").encode())
         plans[name] = (cached, hit)
     return plans
@@ -393,19 +488,17 @@ def install_plans(repository: Path, plans: dict[str, tuple[CachedPlan, bool]]) -
         install_plan(repository / name, read_config(repository / name / "config.pbtxt"), cached)
 
 
-def tensorrt_builder(trt: ModuleType, precision: str) -> Builder:
-    """Build with TensorRT, then check the plan on the sample video's real windows before it is cached."""
+def tensorrt_builder(trt: ModuleType) -> Builder:
+    """Build with TensorRT, then check the plan on the sample video before it is cached (the video is processed
+    once for each kind of graph, and only if a plan of that kind is missing)."""
     feeds: dict[str, Feeds] = {}
 
     def build(job: GraphJob, timing_cache: Path) -> tuple[bytes, dict[str, float]]:
-        if not feeds:
-            from sync_defense.preprocessing import preprocess_video
-
-            windows = preprocess_video(SAMPLE_VIDEO.read_bytes()).window_inputs()
-            feeds.update(real_feeds({name: job.model_dir.parent / name / "1" / ONNX_FILE for name in c.GRAPHS}, windows))
-        print(f"{job.name}: building a {precision} TensorRT plan (minutes on first start) ...", flush=True)
-        plan = build_plan(trt, job.onnx, job.profile, precision, timing_cache)
-        return plan, plan_parity(trt, job.name, plan, job.onnx, feeds[job.name], precision)
+        if job.name not in feeds:
+            feeds.update(sample_feeds(job))
+        print(f"{job.name}: building a {job.precision} TensorRT plan (minutes on first start) ...", flush=True)
+        plan = build_plan(trt, job.onnx, job.profile, job.precision, timing_cache)
+        return plan, plan_parity(trt, job, plan, feeds[job.name])
 
     return build
 
@@ -414,14 +507,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repository", type=Path, required=True, help="a GPU-profile model repository (rewritten in place)")
     parser.add_argument("--cache", type=Path, required=True, help="plans and timing caches, kept across starts")
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp16")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp16", help=f"the encoders' (face graphs: {FACE_PRECISION})")
     args = parser.parse_args(argv)
     try:
         trt = load_tensorrt()
         target = gpu_target(trt.__version__, args.precision)
         print(f"TensorRT {target.tensorrt_version} on {target.gpu_name} (compute capability {target.compute_capability}), "
-              f"{args.precision}", flush=True)
-        plans = prepare_plans(args.repository, args.cache, target, tensorrt_builder(trt, args.precision))
+              f"{args.precision} (face graphs {FACE_PRECISION})", flush=True)
+        plans = prepare_plans(args.repository, args.cache, target, tensorrt_builder(trt))
         install_plans(args.repository, plans)
     except EngineBuildError as error:
         print(f"tensorrt_engines: {error}", file=sys.stderr)

@@ -7,11 +7,9 @@ uploads only when it is an ONNX (or TensorRT) graph with a batch axis. ``read_tf
 ``export_face_detector`` / ``export_face_mesh`` write BlazeFace full range and the 478-point attention
 mesh (its three MediaPipe custom ops as torch ops) with a dynamic batch axis.
 
-The pre- and post-processing is MediaPipe's, redone in numpy: for the detector (letterbox to 192 px,
-[-1, 1] range, SSD anchors, sigmoid, box decoding, weighted non-max suppression, projection back to
-the frame) ``FaceDetector.detect_faces`` answers like ``landmarks.detect_faces``; for the mesh (ROI
-warp, [0, 1] range, lips/eyes/irises refinement, projection) ``FaceMesh.landmarks`` like
-``landmarks._mesh``.
+The mesh's refinement (lips, eyes and irises into 478 points) is inside its graph (``RefinedMesh``);
+the rest of MediaPipe's pre- and post-processing is redone in numpy in
+``sync_defense.preprocessing.face_graphs``, which serving shares.
 
     python -m sync_defense.export.tflite_graphs --out build/onnx
 """
@@ -20,22 +18,20 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sync_defense.contract import MAX_BATCH
+from sync_defense.contract import FACE_DETECTOR, FACE_MESH, MAX_BATCH, face_graph_specs
+from sync_defense.preprocessing.face_graphs import FULL_RANGE, MESH_TFLITE
 
-from .onnx_export import OPSET
-
-INPUT, BOXES, SCORES = "image", "raw_boxes", "raw_scores"  # the ONNX graph's tensors (TFLite: input_1, Identity, Identity_1)
+from .onnx_export import export_graph
 
 
 def mediapipe_model(relative: str) -> Path:
@@ -45,8 +41,6 @@ def mediapipe_model(relative: str) -> Path:
         raise FileNotFoundError("mediapipe is not installed")
     return Path(spec.submodule_search_locations[0]) / "modules" / relative
 
-
-FULL_RANGE_TFLITE = "face_detection/face_detection_full_range_sparse.tflite"
 
 # ---------------------------------------------------------------------------------------------- reading
 
@@ -513,14 +507,16 @@ class TfliteModule(nn.Module):
     def __init__(self, graph: Graph) -> None:
         super().__init__()
         unsupported = sorted({op.kind for op in graph.ops} - set(LAYERS))
+        if len(graph.inputs) != 1:
+            raise NotImplementedError("only single-input TFLite graphs are converted (both face models have one)")
         if unsupported:
             raise NotImplementedError(f"TFLite ops without a torch equivalent here: {', '.join(unsupported)}")
         self.layers = nn.ModuleList(LAYERS[op.kind](graph, op) for op in graph.ops)
         self.wiring = [(tuple(i for i in op.inputs if i >= 0 and graph.tensors[i].data is None), op.outputs[0]) for op in graph.ops]
         self.inputs, self.outputs = graph.inputs, graph.outputs
 
-    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        values = {i: x.permute(NHWC_TO_NCHW) if x.dim() == 4 else x for i, x in zip(self.inputs, inputs, strict=True)}
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        values = {self.inputs[0]: image.permute(NHWC_TO_NCHW)}
         for layer, (sources, target) in zip(self.layers, self.wiring, strict=True):
             values[target] = layer(*(values[i] for i in sources))
         return tuple(values[i].permute(NCHW_TO_NHWC) if values[i].dim() == 4 else values[i] for i in self.outputs)
@@ -530,194 +526,10 @@ def tflite_module(path: Path) -> TfliteModule:
     return TfliteModule(read_tflite(path)).eval()
 
 
-def export_onnx(module: nn.Module, example: torch.Tensor, path: Path, output_names: Sequence[str], max_batch: int = MAX_BATCH) -> Path:
-    """One ONNX file, weights inside, with a batch axis of 1..max_batch (as ``onnx_export.export_graph``)."""
-    batch = torch.export.Dim("batch", min=1, max=max_batch)
-    program = torch.onnx.export(
-        module.eval(), (example,), dynamo=True, external_data=False, opset_version=OPSET,
-        input_names=[INPUT], output_names=list(output_names), verbose=False,
-        dynamic_shapes=(({0: batch},),),  # TfliteModule.forward takes *inputs: one tuple argument
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    program.save(str(path))
-    return path
+# ---------------------------------------------------------------------------------------- the mesh's refinement
 
 
-# ---------------------------------------------------------------------------------------- BlazeFace
-
-
-@dataclass(frozen=True)
-class DetectorConfig:
-    """The constants of MediaPipe's face detection graphs (SsdAnchorsCalculator, TensorsToDetections,
-    NonMaxSuppression options in ``face_detection_*_cpu.binarypb``)."""
-
-    tflite: str
-    size: int  # the square input, in pixels
-    layers: tuple[tuple[int, int], ...]  # (stride, anchors per cell) of the SSD feature maps, in output order
-    score_clip: float = 100.0
-    nms_iou: float = 0.3  # boxes overlapping the best one by more than this are averaged into it
-
-
-FULL_RANGE = DetectorConfig(FULL_RANGE_TFLITE, 192, ((4, 1),))
-SHORT_RANGE = DetectorConfig("face_detection/face_detection_short_range.tflite", 128, ((8, 2), (16, 6)))
-
-
-def ssd_anchors(config: DetectorConfig) -> np.ndarray:
-    """Anchor centres ``(n, 2)`` (x, y) in [0, 1] of the input square: each cell's centre, once per
-    anchor of the cell, row by row (fixed anchor size: every anchor is 1 x 1)."""
-    centres = []
-    for stride, per_cell in config.layers:
-        cells = -(-config.size // stride)
-        y, x = np.meshgrid((np.arange(cells) + 0.5) / cells, (np.arange(cells) + 0.5) / cells, indexing="ij")
-        centres.append(np.repeat(np.stack([x.ravel(), y.ravel()], axis=1), per_cell, axis=0))
-    return np.concatenate(centres).astype(np.float32)
-
-
-@dataclass(frozen=True)
-class Letterbox:
-    """Where the model's square sits in the frame: its centre and side, in frame pixels."""
-
-    cx: float
-    cy: float
-    side: float
-
-    @classmethod
-    def of(cls, rgb: np.ndarray) -> Letterbox:
-        height, width = rgb.shape[:2]
-        return cls(width / 2, height / 2, float(max(width, height)))
-
-    def matrix(self, size: int) -> np.ndarray:
-        scale = size / self.side
-        return np.array([[scale, 0, -scale * (self.cx - self.side / 2)], [0, scale, -scale * (self.cy - self.side / 2)], [0, 0, 1]])
-
-    def to_frame(self, boxes: np.ndarray) -> np.ndarray:
-        """``(n, 4)`` xmin, ymin, xmax, ymax in [0, 1] of the square -> x, y, w, h in frame pixels."""
-        corners = boxes * self.side + np.tile([self.cx - self.side / 2, self.cy - self.side / 2], 2)
-        return np.concatenate([corners[:, :2], corners[:, 2:] - corners[:, :2]], axis=1)
-
-
-def model_input(rgb: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox]:
-    """The frame as MediaPipe's ImageToTensorCalculator feeds the detector: letterboxed (zero border)
-    into a ``size`` square by a bilinear perspective warp, values in [-1, 1]."""
-    box = Letterbox.of(rgb)
-    square = cv2.warpPerspective(rgb, box.matrix(size), (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-    return square.astype(np.float32) * np.float32(2 / 255) - np.float32(1), box
-
-
-def decode(
-    raw_boxes: np.ndarray, raw_scores: np.ndarray, anchors: np.ndarray, config: DetectorConfig, floor: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """One frame's detections over ``floor``: scores ``(n,)`` and boxes ``(n, 4)`` xmin, ymin, xmax, ymax
-    in [0, 1] of the square (TensorsToDetectionsCalculator: x, y, w, h offsets in input pixels)."""
-    logits = np.clip(raw_scores[:, 0].astype(np.float64), -config.score_clip, config.score_clip)  # float32 exp(100) overflows
-    scores = (1 / (1 + np.exp(-logits))).astype(np.float32)
-    keep = scores >= floor
-    raw, centres = raw_boxes[keep, :4] / config.size, anchors[keep]
-    xy, half = raw[:, :2] + centres, raw[:, 2:] / 2
-    boxes = np.concatenate([xy - half, xy + half], axis=1)
-    valid = np.all(boxes[:, 2:] > boxes[:, :2], axis=1)
-    return scores[keep][valid], boxes[valid]
-
-
-def pairwise_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """IoU of one xmin, ymin, xmax, ymax box with each of ``boxes``."""
-    low, high = np.maximum(box[:2], boxes[:, :2]), np.minimum(box[2:], boxes[:, 2:])
-    inter = np.prod(np.clip(high - low, 0, None), axis=1)
-    area = lambda b: np.prod(b[..., 2:] - b[..., :2], axis=-1)  # noqa: E731
-    return inter / (area(box) + area(boxes) - inter)
-
-
-def weighted_nms(scores: np.ndarray, boxes: np.ndarray, threshold: float) -> list[tuple[float, np.ndarray]]:
-    """MediaPipe's WEIGHTED non-max suppression: the best remaining box takes every box overlapping it
-    by more than ``threshold`` (itself included) and becomes their score-weighted mean, keeping its score."""
-    order = np.argsort(-scores, kind="stable")
-    scores, boxes = scores[order], boxes[order]
-    kept = []
-    while len(scores):
-        cluster = pairwise_iou(boxes[0], boxes) > threshold
-        cluster[0] = True
-        weights = scores[cluster][:, None]
-        kept.append((float(scores[0]), (boxes[cluster] * weights).sum(axis=0) / weights.sum()))
-        scores, boxes = scores[~cluster], boxes[~cluster]
-    return kept
-
-
-def xywh_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of two x, y, w, h boxes."""
-    return float(pairwise_iou(np.r_[a[:2], a[:2] + a[2:]], np.r_[b[:2], b[:2] + b[2:]][None])[0])
-
-
-def merge_boxes(scored: list[tuple[float, np.ndarray]], min_score: float) -> list[tuple[float, np.ndarray]]:
-    """``landmarks.detect_faces``'s answer from scored x, y, w, h boxes, scores kept: over ``min_score``,
-    the best-scored of boxes overlapping by 0.3 or more, largest first."""
-    kept: list[tuple[float, np.ndarray]] = []
-    for score, box in sorted(scored, key=lambda sb: -sb[0]):
-        if score >= min_score and all(xywh_iou(box, k) < 0.3 for _, k in kept):
-            kept.append((score, box))
-    return sorted(kept, key=lambda sb: -sb[1][2] * sb[1][3])
-
-
-Runner = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # (b, size, size, 3) -> raw boxes, raw scores
-
-
-class FaceDetector:
-    """BlazeFace over a batch of frames: MediaPipe's pre- and post-processing around any runner of the
-    raw model (ONNX Runtime, the torch module, TFLite's interpreter)."""
-
-    FLOOR = 0.3  # landmarks.DETECTOR_FLOOR: detections under it are dropped before the weighted NMS
-
-    def __init__(self, runner: Runner, config: DetectorConfig = FULL_RANGE) -> None:
-        self.runner, self.config, self.anchors = runner, config, ssd_anchors(config)
-
-    def scored_boxes(self, frames: Sequence[np.ndarray]) -> list[list[tuple[float, np.ndarray]]]:
-        """Every frame's faces as (score, x y w h box in frame pixels), scores over ``FLOOR``."""
-        inputs, letterboxes = zip(*(model_input(rgb, self.config.size) for rgb in frames), strict=True)
-        raw_boxes, raw_scores = self.runner(np.stack(inputs))
-        found = []
-        for boxes, scores, letterbox in zip(raw_boxes, raw_scores, letterboxes, strict=True):
-            clusters = weighted_nms(*decode(boxes, scores, self.anchors, self.config, self.FLOOR), self.config.nms_iou)
-            found.append([(score, letterbox.to_frame(box[None])[0]) for score, box in clusters])
-        return found
-
-    def detect_faces(self, frames: Sequence[np.ndarray], min_score: float = 0.5) -> list[list[np.ndarray]]:
-        """``landmarks.detect_faces(rgb, min_score)`` (``tiles=1``) of each frame, in one batch."""
-        return [[box for _, box in merge_boxes(scored, min_score)] for scored in self.scored_boxes(frames)]
-
-
-def onnx_face_detector(path: Path, threads: int = 1, config: DetectorConfig = FULL_RANGE) -> FaceDetector:
-    from sync_defense.onnx_session import onnx_session
-
-    session = onnx_session(path, {"intra_op_threads": str(threads), "allow_spinning": "0"})
-    return FaceDetector(lambda batch: tuple(session.run([BOXES, SCORES], {INPUT: batch})), config)
-
-
-# ---------------------------------------------------------------------------------------- face mesh
-
-MESH_TFLITE = "face_landmark/face_landmark_with_attention.tflite"
-MESH_OUTPUTS = ("mesh", "lips", "left_eye", "right_eye", "left_iris", "right_iris", "face_flag")
-MESH_SIZE = 192
-MESH_PRESENCE = 0.5  # FaceLandmarkCpu's threshold on the sigmoid of the face flag
-
-
-@dataclass(frozen=True)
-class Roi:
-    """The square of the frame the mesh model sees (MediaPipe's NormalizedRect, in pixels): centre,
-    side, and roll in radians (clockwise on screen)."""
-
-    cx: float
-    cy: float
-    side: float
-    roll: float = 0.0
-
-
-def mesh_input(rgb: np.ndarray, roi: Roi, size: int = MESH_SIZE) -> np.ndarray:
-    """The ROI as FaceLandmarkCpu's ImageToTensorCalculator feeds the mesh: its rotated square warped
-    to ``size`` px (bilinear, border replicated), values in [0, 1]."""
-    corners = cv2.boxPoints(((roi.cx, roi.cy), (roi.side, roi.side), float(np.degrees(roi.roll))))
-    square = np.float32([[0, size], [0, 0], [size, 0], [size, size]])  # boxPoints' order: bottom-left first
-    matrix = cv2.getPerspectiveTransform(corners.astype(np.float32), square)
-    crop = cv2.warpPerspective(rgb, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return crop.astype(np.float32) * np.float32(1 / 255)
+MESH_RAW_OUTPUTS = ("mesh", "lips", "left_eye", "right_eye", "left_iris", "right_iris", "face_flag")  # TFLite's, in order
 
 
 def refinement_indices(graph: Graph) -> list[list[int]]:
@@ -726,66 +538,46 @@ def refinement_indices(graph: Graph) -> list[list[int]]:
     return [op.options["subset_idxs"] for op in graph.ops if op.kind == "Landmarks2TransformMatrix"]
 
 
-def refine(outputs: Sequence[np.ndarray], refinements: list[list[int]]) -> np.ndarray:
-    """One face's 478 points (x, y) in model pixels: the 468-point mesh with the lips and eyes replaced
-    by their refined points, then the two irises (TensorsToFaceLandmarksWithAttention)."""
-    points = outputs[0].reshape(-1, 3)[:, :2].copy()
-    for indices, refined in zip(refinements, outputs[1:4], strict=True):
-        points[indices] = refined.reshape(-1, 2)
-    return np.concatenate([points, outputs[4].reshape(-1, 2), outputs[5].reshape(-1, 2)])
+class RefinedMesh(nn.Module):
+    """The attention mesh with TensorsToFaceLandmarksWithAttention inside the graph: the 468-point mesh
+    with its lips and eyes replaced by their refined points, then the two irises, as ``(b, 478, 2)``
+    model pixels, and the face flag ``(b, 1)``. Serving then needs no ``.tflite`` file to refine."""
 
+    def __init__(self, graph: Graph) -> None:
+        super().__init__()
+        self.raw = TfliteModule(graph)
+        refinements = refinement_indices(graph)
+        source = list(range(468))  # each mesh point's row in [mesh | lips | left eye | right eye]
+        offset = 468
+        for indices in refinements:
+            for j, point in enumerate(indices):
+                source[point] = offset + j
+            offset += len(indices)
+        self.register_buffer("source", torch.tensor(source), persistent=False)
 
-def project(points: np.ndarray, roi: Roi, size: int = MESH_SIZE) -> np.ndarray:
-    """Model pixels -> frame pixels (LandmarkProjectionCalculator)."""
-    cos, sin = np.cos(roi.roll), np.sin(roi.roll)
-    centred = (points / size - 0.5) * roi.side
-    return np.stack([cos * centred[:, 0] - sin * centred[:, 1] + roi.cx, sin * centred[:, 0] + cos * centred[:, 1] + roi.cy], axis=1)
-
-
-MeshRunner = Callable[[np.ndarray], Sequence[np.ndarray]]  # (b, 192, 192, 3) in [0, 1] -> the seven MESH_OUTPUTS
-
-
-class FaceMesh:
-    """The attention face mesh over a batch of (frame, ROI) pairs: MediaPipe's pre- and
-    post-processing around any runner of the raw model."""
-
-    def __init__(self, runner: MeshRunner, refinements: list[list[int]]) -> None:
-        self.runner, self.refinements = runner, refinements
-
-    def landmarks(self, crops: Sequence[tuple[np.ndarray, Roi]]) -> list[np.ndarray | None]:
-        """Each ROI's 478 points ``(478, 2)`` in its frame's pixels, or None where the model sees no face
-        (what ``landmarks._mesh`` answers, one batch for all)."""
-        outputs = self.runner(np.stack([mesh_input(rgb, roi) for rgb, roi in crops]))
-        found: list[np.ndarray | None] = []
-        for row, (_, roi) in enumerate(crops):
-            flag = float(outputs[6][row].reshape(-1)[0])
-            present = 1 / (1 + np.exp(-np.clip(flag, -80, 80))) >= MESH_PRESENCE
-            found.append(project(refine([o[row] for o in outputs], self.refinements), roi) if present else None)
-        return found
-
-
-def onnx_face_mesh(path: Path, threads: int = 1) -> FaceMesh:
-    from sync_defense.onnx_session import onnx_session
-
-    session = onnx_session(path, {"intra_op_threads": str(threads), "allow_spinning": "0"})
-    refinements = refinement_indices(read_tflite(mediapipe_model(MESH_TFLITE)))
-    return FaceMesh(lambda batch: session.run(list(MESH_OUTPUTS), {INPUT: batch}), refinements)
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mesh, lips, left_eye, right_eye, left_iris, right_iris, flag = self.raw(image)
+        batch = image.shape[0]
+        rows = torch.cat([mesh.reshape(batch, -1, 3)[..., :2], *(o.reshape(batch, -1, 2) for o in (lips, left_eye, right_eye))], dim=1)
+        irises = torch.cat([left_iris.reshape(batch, -1, 2), right_iris.reshape(batch, -1, 2)], dim=1)
+        return torch.cat([rows.index_select(1, self.source), irises], dim=1), flag.reshape(batch, 1)
 
 
 def export_face_mesh(out: Path, max_batch: int = MAX_BATCH) -> Path:
-    """``out/face_mesh.onnx``: the attention mesh with MediaPipe's custom ops as torch ops, ``image``
-    (batch, 192, 192, 3) in [0, 1] -> the seven ``MESH_OUTPUTS`` (batch, 1, 1, n), in model pixels."""
-    module = tflite_module(mediapipe_model(MESH_TFLITE))
-    example = torch.rand(2, MESH_SIZE, MESH_SIZE, 3)
-    return export_onnx(module, example, out / "face_mesh.onnx", MESH_OUTPUTS, max_batch)
+    """``out/face_mesh.onnx``: the attention mesh with MediaPipe's custom ops as torch ops and its
+    refinement inside (``RefinedMesh``), ``image`` (batch, 192, 192, 3) in [0, 1] -> ``landmarks``
+    (batch, 478, 2) in model pixels, ``face_flag`` (batch, 1)."""
+    path = out / f"{FACE_MESH}.onnx"
+    export_graph(RefinedMesh(read_tflite(mediapipe_model(MESH_TFLITE))).eval(), face_graph_specs()[FACE_MESH], path, max_batch)
+    return path
 
 
-def export_face_detector(out: Path, config: DetectorConfig = FULL_RANGE, max_batch: int = MAX_BATCH) -> Path:
-    """``out/face_detector.onnx``: the raw BlazeFace model, ``image`` (batch, size, size, 3) in [-1, 1]
-    -> ``raw_boxes`` (batch, anchors, 16), ``raw_scores`` (batch, anchors, 1)."""
-    module = tflite_module(mediapipe_model(config.tflite))
-    example = torch.zeros(2, config.size, config.size, 3)
-    return export_onnx(module, example, out / "face_detector.onnx", [BOXES, SCORES], max_batch)
+def export_face_detector(out: Path, max_batch: int = MAX_BATCH) -> Path:
+    """``out/face_detector.onnx``: the raw BlazeFace full-range model, ``image`` (batch, 192, 192, 3) in
+    [-1, 1] -> ``raw_boxes`` (batch, 2304, 16), ``raw_scores`` (batch, 2304, 1)."""
+    path = out / f"{FACE_DETECTOR}.onnx"
+    export_graph(tflite_module(mediapipe_model(FULL_RANGE.tflite)), face_graph_specs()[FACE_DETECTOR], path, max_batch)
+    return path
 
 
 def main() -> None:

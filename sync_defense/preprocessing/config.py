@@ -5,12 +5,13 @@ so the tensors the model was trained on are the tensors it is served (train/serv
 classic bug of lip-sync detection: a one-frame shift between audio and video *is* the signal).
 
 ``timeline``, ``faces``, ``mouth`` and ``audio`` shape what the model sees: a checkpoint records
-them (``model_input``) and refuses to load under others. ``texture``, ``speech`` and ``limits`` may
-change without retraining the sync model (``texture`` shapes the artefact detector's input).
+them (``model_input``) and refuses to load under others. ``texture``, ``speech``, ``limits`` and ``decode``
+may change without retraining the sync model (``texture`` shapes the artefact detector's input).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 
 from sync_defense.contract import MAX_UPLOAD_BYTES
@@ -129,6 +130,25 @@ class LimitsConfig:
     max_wall_s: float = 240.0  # decoding budget per upload, under the client's default 300-s deadline
 
 
+HWACCELS = ("", "cuda")  # "": FFmpeg's CPU decoders; "cuda": the GPU's video decoder (NVDEC)
+HWACCEL_ENV = "SYNC_DEFENSE_DECODE_HWACCEL"  # read once, into DEFAULT_CONFIG: the serving steps use that config
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    """Where the video is decoded: on the CPU (the default), or opt-in on a GPU node's NVDEC, which takes the
+    decoding itself off ``preprocess``'s cores. The frames come back to memory (NV12) and everything downstream
+    (``to_rgb``, ``to_small``, timestamps, rotation) is unchanged; a stream NVDEC cannot decode (a codec or
+    profile it lacks) is decoded on the CPU, and a node without a usable GPU refuses every upload (``decode.py``).
+    """
+
+    hwaccel: str = field(default_factory=lambda: os.environ.get(HWACCEL_ENV, ""))
+
+    def __post_init__(self) -> None:
+        if self.hwaccel not in HWACCELS:
+            raise ValueError(f"decode.hwaccel ({HWACCEL_ENV}) must be one of {HWACCELS}, not {self.hwaccel!r}")
+
+
 @dataclass(frozen=True)
 class PreprocessConfig:
     """The whole preprocessing: one config per concern, plus the sizes derived from several of them."""
@@ -140,6 +160,7 @@ class PreprocessConfig:
     audio: AudioConfig = field(default_factory=AudioConfig)
     speech: SpeechConfig = field(default_factory=SpeechConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
 
     def __post_init__(self) -> None:
         if self.audio.sample_rate % (self.audio.hop_length * self.timeline.fps):

@@ -14,6 +14,9 @@ frames or audio starting at 20000 s), so ``cfg.limits`` is enforced before memor
 the upload's size and the container's declared duration and frame size when it is opened, every
 frame's size, gap, span and count as it is decoded, the audio's start before any silence is
 placed, and a wall-clock budget (``wall_clock_budget``) on every decoded frame.
+
+``cfg.decode.hwaccel = "cuda"`` (opt-in) decodes video on the GPU's NVDEC through PyAV's ``HWAccel`` (the
+PyAV wheels' FFmpeg is built with ``--enable-nvdec``); frames are copied back to memory, so all of the above holds.
 """
 
 from __future__ import annotations
@@ -27,12 +30,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import cache
 
 import av
 import numpy as np
+from av.codec.hwaccel import HWAccel
 from av.video.reformatter import VideoReformatter
 
-from .config import DEFAULT_CONFIG, LimitsConfig, PreprocessConfig
+from .config import DEFAULT_CONFIG, HWACCEL_ENV, LimitsConfig, PreprocessConfig
 
 _EPS_S = 1e-4  # timestamps are rounded to the stream time base; absorb that rounding
 _deadline: ContextVar[tuple[float, float] | None] = ContextVar("decode_deadline", default=None)  # (monotonic end, budget)
@@ -77,13 +82,32 @@ def _check_header(container: av.container.InputContainer, limits: LimitsConfig) 
             raise MediaError(f"the file declares {stream.frames} frames; this server takes at most {limits.max_video_frames}")
 
 
+@cache
+def hardware_decoder(device_type: str) -> HWAccel:
+    """PyAV's settings to decode on ``device_type``, once a device of that type has opened in this process.
+
+    PyAV opens the device when it opens a container and raises an ``FFmpegError`` there (EPERM without a
+    driver), which would read as a broken upload: the device is tried here first, and a node that has none
+    fails loudly rather than decoding on the CPU unnoticed. CUDA uses the GPU's primary context, shared with
+    everything else in the process, instead of a new context on each of an upload's several opens.
+    """
+    hwaccel = HWAccel(device_type, options={"primary_ctx": "1"} if device_type == "cuda" else None)
+    try:
+        hwaccel.create(av.Codec("h264", "r"))  # what opening an H.264 stream does
+    except (av.error.FFmpegError, NotImplementedError) as exc:
+        raise RuntimeError(f"decoding on {device_type} was asked for (decode.hwaccel, {HWACCEL_ENV}) but FFmpeg cannot "
+                           f"open a {device_type} device here ({exc}); leave it empty to decode on the CPU") from exc
+    return hwaccel
+
+
 def _open(data: bytes, cfg: PreprocessConfig) -> av.container.InputContainer:
     if not data:
         raise MediaError("empty upload: expected a video file (mp4, webm, mov, avi)")
     if len(data) > cfg.limits.max_upload_bytes:
         raise MediaError(f"the upload is {len(data)} bytes; this server takes at most {cfg.limits.max_upload_bytes}")
+    hwaccel = hardware_decoder(cfg.decode.hwaccel) if cfg.decode.hwaccel else None
     try:
-        container = av.open(io.BytesIO(data), mode="r")
+        container = av.open(io.BytesIO(data), mode="r", hwaccel=hwaccel)
     except (av.error.FFmpegError, ValueError) as exc:
         raise MediaError(f"cannot read the upload as a video container: {exc}") from exc
     try:

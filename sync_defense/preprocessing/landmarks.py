@@ -6,6 +6,9 @@ at a fixed place in a face box. The mouth crop is aligned the way lip-reading mo
 centred on the lips, scaled by the mouth width and rotated so the lip corners are level, so head roll
 and distance to the camera do not change what the model sees.
 
+The models run where ``use`` says: MediaPipe's own graphs in this process (``MediaPipeModels``, the
+default and the cheapest on CPU), or the same weights as batched graphs behind a runner
+(``GraphModels``: Triton through BLS on a GPU node, ONNX Runtime offline), with the same answers.
 Nothing is downloaded: the graphs read the ``.tflite`` files inside the installed ``mediapipe``
 package (0.10.21; it needs protobuf < 5). Each graph is built on first use in a process (~0.5 s
 with the import) and runs on one thread (the server runs several preprocess processes on few
@@ -21,14 +24,16 @@ import os
 import queue
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
+
+from .face_graphs import FaceDetector, FaceMesh, GraphRunner, Roi
 
 Box = np.ndarray  # (4,) float: x, y, w, h in image pixels
 Transform = tuple[float, float, float, float]  # mouth centre x, y, crop side in pixels, roll in radians
@@ -77,7 +82,23 @@ MOUTH_CROP_FACTOR = 2.0
 MIN_FACE_WIDTH_PX = 30
 
 
-MODEL_THREADS = 2  # copies of each graph and worker threads per process: one request's faces on both cores
+MODEL_THREADS = 2  # MediaPipe: copies of each graph and worker threads per process (one request's faces on both cores)
+GRAPH_CALLS_IN_FLIGHT = 8  # served graphs: worker threads per process, each waiting on one call (see ``GraphModels``)
+
+
+class FaceModels(Protocol):
+    """Where BlazeFace and the face mesh run: MediaPipe in this process, or their graphs (``GraphModels``)."""
+
+    workers: int  # worker threads that keep the models busy (``in_background``)
+
+    def detect(self, images: Sequence[np.ndarray], model: str) -> list[list[tuple[float, Box]]]:
+        """Each image's faces over ``DETECTOR_FLOOR`` as (score, box), in that image's pixels."""
+
+    def mesh(self, rgb: np.ndarray, roi: Roi, refined_lips: bool = True) -> np.ndarray | None:
+        """478 landmarks ``(x, y)`` in pixels (468 without ``refined_lips``) on the square ``roi``, or None."""
+
+    def warm_up(self, detector: str) -> None:
+        """Load what the first request would otherwise wait for."""
 
 
 class _GraphPool:
@@ -108,6 +129,88 @@ class _GraphPool:
             missing, self._made = self._size - self._made, self._size
         for _ in range(missing):
             self._free.put(self._build())
+
+
+class MediaPipeModels:
+    """MediaPipe's own graphs in this process, ``MODEL_THREADS`` copies each: the cheapest on a CPU node."""
+
+    workers = MODEL_THREADS
+
+    def detect(self, images: Sequence[np.ndarray], model: str) -> list[list[tuple[float, Box]]]:
+        return [self._detect(np.ascontiguousarray(rgb), model) for rgb in images]
+
+    @staticmethod
+    def _detect(rgb: np.ndarray, model: str) -> list[tuple[float, Box]]:
+        height, width = rgb.shape[:2]
+        with _graphs(DETECTOR_GRAPHS[model]).lend() as graph:
+            found = graph.process(rgb).detections or []
+        scored = []
+        for detection in found:
+            rel = detection.location_data.relative_bounding_box
+            box = np.array([rel.xmin * width, rel.ymin * height, rel.width * width, rel.height * height])
+            scored.append((float(detection.score[0]), box))
+        return scored
+
+    def mesh(self, rgb: np.ndarray, roi: Roi, refined_lips: bool = True) -> np.ndarray | None:
+        from mediapipe.framework.formats import rect_pb2
+
+        height, width = rgb.shape[:2]
+        rect = rect_pb2.NormalizedRect(x_center=roi.cx / width, y_center=roi.cy / height, width=roi.side / width,
+                                       height=roi.side / height, rotation=roi.roll)
+        with _graphs(LANDMARK_GRAPH, with_attention=refined_lips).lend() as graph:
+            found = graph.process({"image": rgb, "roi": rect}).landmarks
+        if found is None:
+            return None
+        return np.array([(p.x * width, p.y * height) for p in found.landmark])
+
+    def warm_up(self, detector: str) -> None:
+        _graphs(LANDMARK_GRAPH, with_attention=True).fill()
+        _graphs(DETECTOR_GRAPHS[detector]).fill()
+
+
+class GraphModels:
+    """The same models as batched graphs (``face_graphs``) behind any runner: Triton through BLS in the
+    server, ONNX Runtime offline. Each call is one request; ``GRAPH_CALLS_IN_FLIGHT`` worker threads keep
+    that many of an upload's frames in flight, and Triton's dynamic batcher batches them with each other
+    and with other uploads' (on a GPU node the models run there, not on the cores)."""
+
+    workers = GRAPH_CALLS_IN_FLIGHT
+
+    def __init__(self, run: GraphRunner) -> None:
+        self._detector, self._mesh = FaceDetector(run), FaceMesh(run)
+
+    def detect(self, images: Sequence[np.ndarray], model: str) -> list[list[tuple[float, Box]]]:
+        if model != "full":
+            raise ValueError(f"the served face detector is BlazeFace full range, not {model!r}")
+        return self._detector.scored_boxes(images)
+
+    def mesh(self, rgb: np.ndarray, roi: Roi, refined_lips: bool = True) -> np.ndarray | None:
+        if not refined_lips:
+            raise ValueError("the served face mesh is the attention mesh (refined lips)")
+        return self._mesh.landmarks([(rgb, roi)])[0]
+
+    def warm_up(self, detector: str) -> None:
+        """Nothing to load here: the graphs' own servers warm them up."""
+
+
+_models: FaceModels = MediaPipeModels()
+
+
+def use(models: FaceModels) -> None:
+    """Run the face models through ``models`` in this process from now on (the server does it once, at start)."""
+    global _models
+    _models = models
+
+
+@contextmanager
+def using(models: FaceModels) -> Iterator[None]:
+    """``use(models)`` inside the block only (parity checks run both kinds in one process)."""
+    previous = _models
+    use(models)
+    try:
+        yield
+    finally:
+        use(previous)
 
 
 @cache
@@ -147,19 +250,6 @@ def _graph(config: str, with_attention: bool = False) -> Any:
     return SolutionBase(graph_config=text, side_inputs=side_inputs)
 
 
-def _detect(rgb: np.ndarray, min_score: float, model: str) -> list[tuple[float, Box]]:
-    height, width = rgb.shape[:2]
-    with _graphs(DETECTOR_GRAPHS[model]).lend() as graph:
-        found = graph.process(np.ascontiguousarray(rgb)).detections or []
-    scored = []
-    for detection in found:
-        rel = detection.location_data.relative_bounding_box
-        if detection.score[0] >= min_score:
-            box = np.array([rel.xmin * width, rel.ymin * height, rel.width * width, rel.height * height])
-            scored.append((float(detection.score[0]), box))
-    return scored
-
-
 def iou(a: Box, b: Box) -> float:
     """Intersection over union of two ``(x, y, w, h)`` boxes."""
     w = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
@@ -178,12 +268,15 @@ def detect_faces(rgb: np.ndarray, min_score: float = 0.5, model: str = "full", t
     Haar cascade's width on the test photos, with the mouth at ~0.75 of their height (Haar: ~0.8).
     """
     height, width = rgb.shape[:2]
-    scored = _detect(rgb, min_score, model)
+    images, offsets = [rgb], [(0, 0)]
     if tiles > 1:
         th, tw = round(2 * height / (tiles + 1)), round(2 * width / (tiles + 1))
         for y in np.linspace(0, height - th, tiles).round().astype(int):
             for x in np.linspace(0, width - tw, tiles).round().astype(int):
-                scored += [(s, b + (x, y, 0, 0)) for s, b in _detect(rgb[y : y + th, x : x + tw], min_score, model)]
+                images.append(rgb[y : y + th, x : x + tw])
+                offsets.append((x, y))
+    scored = [(s, b + (x, y, 0, 0)) for found, (x, y) in zip(_models.detect(images, model), offsets, strict=True)
+              for s, b in found if s >= min_score]
     kept: list[Box] = []
     for _, box in sorted(scored, key=lambda sb: -sb[0]):  # the best-scored of overlapping boxes wins
         if all(iou(box, k) < 0.3 for k in kept):
@@ -194,17 +287,7 @@ def detect_faces(rgb: np.ndarray, min_score: float = 0.5, model: str = "full", t
 def _mesh(rgb: np.ndarray, cx: float, cy: float, side: float, roll: float, refined_lips: bool = True) -> np.ndarray | None:
     """478 landmarks ``(x, y)`` in pixels (468 without ``refined_lips``) from the mesh model run on a
     square ROI, or None (no face there)."""
-    from mediapipe.framework.formats import rect_pb2
-
-    height, width = rgb.shape[:2]
-    roi = rect_pb2.NormalizedRect(
-        x_center=cx / width, y_center=cy / height, width=side / width, height=side / height, rotation=roll
-    )
-    with _graphs(LANDMARK_GRAPH, with_attention=refined_lips).lend() as graph:
-        found = graph.process({"image": rgb, "roi": roi}).landmarks
-    if found is None:
-        return None
-    return np.array([(p.x * width, p.y * height) for p in found.landmark])
+    return _models.mesh(rgb, Roi(cx, cy, side, roll), refined_lips)
 
 
 def _roll(points: np.ndarray, pair: tuple[int, int]) -> float:
@@ -241,20 +324,19 @@ def face_landmarks(rgb: np.ndarray, box: Box, refined_lips: bool = True) -> np.n
 
 
 def warm_up(detector: str = "full") -> None:
-    """Build the detector and every face-mesh copy, and start the mesh workers."""
-    _graphs(LANDMARK_GRAPH, with_attention=True).fill()
-    _graphs(DETECTOR_GRAPHS[detector]).fill()
-    _workers()
+    """Load the face models and start their worker threads."""
+    _models.warm_up(detector)
+    _workers(_models.workers)
 
 
 @cache
-def _workers() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(MODEL_THREADS, thread_name_prefix="face-models")
+def _workers(count: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(count, thread_name_prefix="face-models")
 
 
 def in_background(fn: Callable[..., Any], *args: Any) -> Future:
     """``fn(*args)`` — a call of the face models — on a worker thread, while the caller decodes the next frames."""
-    return _workers().submit(fn, *args)
+    return _workers(_models.workers).submit(fn, *args)
 
 
 def lip_geometry(landmarks: np.ndarray) -> np.ndarray:

@@ -8,7 +8,9 @@ plain functions tested without a server.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,7 @@ import triton_python_backend_utils as pb_utils
 
 from sync_defense import contract as c
 from sync_defense.inference.decision import DecisionConfig
-from sync_defense.preprocessing import DEFAULT_CONFIG, warm_up
+from sync_defense.preprocessing import DEFAULT_CONFIG, landmarks, warm_up
 
 from .decision_step import decide
 from .errors import StepError, client_message
@@ -25,6 +27,7 @@ from .score_step import score
 from .watchdog import StubWatchdog, terminate_server
 
 CALIBRATION_FILE = "calibration.json"  # beside model.py in the decision step's version folder
+FACE_MODELS = ("mediapipe", "graphs")  # preprocess's ``face_models`` parameter (``landmarks.FaceModels``)
 
 
 def _inputs(request, spec: c.ModelSpec) -> dict[str, np.ndarray]:
@@ -33,6 +36,22 @@ def _inputs(request, spec: c.ModelSpec) -> dict[str, np.ndarray]:
 
 def _response(outputs: dict[str, np.ndarray]) -> pb_utils.InferenceResponse:
     return pb_utils.InferenceResponse([pb_utils.Tensor(name, value) for name, value in outputs.items()])
+
+
+def _parameter(args: dict, key: str, default: str) -> str:
+    parameters = json.loads(args["model_config"]).get("parameters", {})
+    return parameters[key]["string_value"] if key in parameters else default
+
+
+async def _bls(graph: str, inputs: dict[str, np.ndarray], outputs: Sequence[str]) -> list[np.ndarray]:
+    """One request to another model of the server, its outputs in CPU memory; its failure is this step's error."""
+    response = await pb_utils.InferenceRequest(
+        model_name=graph, inputs=[pb_utils.Tensor(k, v) for k, v in inputs.items()],
+        requested_output_names=list(outputs), preferred_memory=pb_utils.PreferredMemory(pb_utils.TRITONSERVER_MEMORY_CPU, 0),
+    ).async_exec()
+    if response.has_error():
+        raise StepError(f"{graph} failed: {response.error().message()}")
+    return [pb_utils.get_output_tensor_by_name(response, name).as_numpy() for name in outputs]
 
 
 class _Step:
@@ -57,18 +76,35 @@ class _Step:
 
 
 class PreprocessModel(_Step):
+    """Runs the pipeline on a worker thread, so that this step's event loop is free for the face graphs'
+    BLS calls when it serves them as graphs (parameter ``face_models``: ``graphs``; the default
+    ``mediapipe`` runs MediaPipe in this process, the cheaper choice on a CPU node)."""
+
     name = c.PREPROCESS
 
     def initialize(self, args: dict) -> None:
         super().initialize(args)
+        face_models = _parameter(args, "face_models", "mediapipe")
+        if face_models not in FACE_MODELS:
+            raise ValueError(f"preprocess: face_models must be one of {FACE_MODELS}, not {face_models!r}")
+        if face_models == "graphs":
+            landmarks.use(landmarks.GraphModels(self._run_face_graph))
+        self.loop: asyncio.AbstractEventLoop | None = None
         warm_up()
 
-    def execute(self, requests: list) -> list:
-        return [self._respond(r) for r in requests]
+    def _run_face_graph(self, graph: str, batch: np.ndarray, outputs: Sequence[str]) -> list[np.ndarray]:
+        """A face graph through BLS, called from the pipeline's threads: the request is made on the loop."""
+        if self.loop is None:
+            raise StepError("the face graphs are called outside a request")
+        return asyncio.run_coroutine_threadsafe(_bls(graph, {c.IMAGE: batch}, outputs), self.loop).result()
 
-    def _respond(self, request) -> pb_utils.InferenceResponse:
+    async def execute(self, requests: list) -> list:
+        self.loop = asyncio.get_running_loop()
+        return [await self._respond(r) for r in requests]
+
+    async def _respond(self, request) -> pb_utils.InferenceResponse:
         try:
-            return _response(preprocess(_inputs(request, self.spec)[c.VIDEO]))
+            return _response(await asyncio.to_thread(preprocess, _inputs(request, self.spec)[c.VIDEO]))
         except Exception as exc:  # one request fails, never the server
             return self._failure(exc)
 
@@ -83,18 +119,8 @@ class ScoreModel(_Step):
 
     name = c.SCORE
 
-    def initialize(self, args: dict) -> None:
-        super().initialize(args)
-        self.on_cpu = pb_utils.PreferredMemory(pb_utils.TRITONSERVER_MEMORY_CPU, 0)
-
     async def _run_graph(self, graph: str, inputs: dict[str, np.ndarray], output: str) -> np.ndarray:
-        response = await pb_utils.InferenceRequest(
-            model_name=graph, inputs=[pb_utils.Tensor(k, v) for k, v in inputs.items()],
-            requested_output_names=[output], preferred_memory=self.on_cpu,
-        ).async_exec()
-        if response.has_error():
-            raise StepError(f"{graph} failed: {response.error().message()}")
-        return pb_utils.get_output_tensor_by_name(response, output).as_numpy()
+        return (await _bls(graph, inputs, [output]))[0]
 
     async def execute(self, requests: list) -> list:
         return list(await asyncio.gather(*(self._respond(r) for r in requests)))
