@@ -129,14 +129,14 @@ def mesh_parity_and_speed(mesh: fg.FaceMesh, frames: list[np.ndarray]) -> None:
     for rgb in frames:
         for x, y, w, h in lm.detect_faces(rgb, MIN_SCORE):
             crops.append((rgb, fg.Roi(x + w / 2, y + h / 2, lm.ROI_SCALE * max(w, h))))
-    expected = [MEDIAPIPE.mesh(rgb, roi) for rgb, roi in crops]
+    expected = MEDIAPIPE.mesh(crops)
     got = mesh.landmarks(crops)
     same = sum((e is None) == (g is None) for e, g in zip(expected, got, strict=True))
     pairs = zip(crops, expected, got, strict=True)
     errors = [np.abs(g - e).max() / roi.side for (_, roi), e, g in pairs if e is not None and g is not None]
     print(f"mesh on {len(crops)} faces: same face/no-face answer on {same}; worst point error "
           f"{max(errors, default=np.nan):.1e} of the ROI side (median of per-face worst {np.median(errors):.1e})")
-    mediapipe = ms_per_item(lambda batch: [MEDIAPIPE.mesh(rgb, roi) for rgb, roi in batch], crops, 1)
+    mediapipe = ms_per_item(MEDIAPIPE.mesh, crops, 1)
     print(f"MediaPipe mesh (XNNPACK 1 thread): {mediapipe:.2f} ms/face")
     for batch in (1, 8, 32):
         print(f"ONNX Runtime mesh 1 thread, batch {batch:2d}: {ms_per_item(mesh.landmarks, crops, batch):.2f} ms/face")

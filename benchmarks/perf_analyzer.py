@@ -57,9 +57,11 @@ class PerfResult:
 
 
 def run_perf_analyzer(
-    video: Path, url: str, workdir: Path, concurrency: int = 1, requests_per_window: int = 4, max_trials: int = 6
+    video: Path, url: str, workdir: Path, concurrency: int = 1, requests_per_window: int = 4, max_trials: int = 6,
+    composing: tuple[str, ...] = c.GRAPHS,
 ) -> PerfResult:
-    """One perf_analyzer run at a fixed concurrency; windows of ``requests_per_window`` requests."""
+    """One perf_analyzer run at a fixed concurrency; windows of ``requests_per_window`` requests. ``composing``: the
+    models the steps call by BLS, reported per model (add ``c.FACE_GRAPHS`` where ``preprocess`` calls them)."""
     exe = shutil.which("perf_analyzer", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
     if exe is None:
         raise RuntimeError("perf_analyzer not found: pip install 'tritonclient[all]==2.51.0'")
@@ -68,8 +70,8 @@ def run_perf_analyzer(
     csv_path = workdir / "perf.csv"
     command = [
         exe, "-m", c.ENSEMBLE, "-u", url, "-i", "grpc", "--input-data", str(data),
-        # The graphs are called by the score step (BLS): name them so their statistics are reported too.
-        "--bls-composing-models", ",".join(c.GRAPHS),
+        # The graphs are called by the steps (BLS): name them so their statistics are reported too.
+        "--bls-composing-models", ",".join(composing),
         "--concurrency-range", str(concurrency), "--measurement-mode", "count_windows",
         "--measurement-request-count", str(requests_per_window), "--max-trials", str(max_trials),
         "--stability-percentage", "100", "--percentile", "99", "-f", str(csv_path), "--verbose-csv",
@@ -95,9 +97,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--requests", type=int, default=8, help="requests per measurement window")
     parser.add_argument("--workdir", type=Path, default=Path("build/perf"))
+    parser.add_argument("--face-graphs", action="store_true", help="the server's preprocess calls the face graphs (face_models: graphs)")
     args = parser.parse_args()
+    composing = c.GRAPHS + (c.FACE_GRAPHS if args.face_graphs else ())
     for concurrency in args.concurrency:
-        result = run_perf_analyzer(args.video, args.url, args.workdir, concurrency, args.requests)
+        result = run_perf_analyzer(args.video, args.url, args.workdir, concurrency, args.requests, composing=composing)
         print(result.report)
         print(
             f"concurrency {result.concurrency}: {result.throughput_per_s:.2f} videos/s, "

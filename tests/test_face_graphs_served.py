@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import numpy as np
 import tritonclient.http as httpclient
 
 from sync_defense import contract as c
 from sync_defense.client import SyncDefenseClient
 from sync_defense.preprocessing import DEFAULT_CONFIG, preprocess_video
+from sync_defense.preprocessing.landmarks import GRAPH_CHUNK
 
 
 def statistics(server, model: str) -> tuple[int, int]:
-    """(requests answered, executions) of one of the server's models."""
+    """(requests answered, rows inferred) of one of the server's models."""
     http = httpclient.InferenceServerClient(f"127.0.0.1:{server.http_port}")
     stats = http.get_inference_statistics(model, headers=server.admin_headers())["model_stats"][0]
-    return int(stats["inference_stats"]["success"]["count"]), int(stats["execution_count"])
+    return int(stats["inference_stats"]["success"]["count"]), int(stats["inference_count"])
 
 
 def test_the_face_graphs_give_the_answer_mediapipe_gives(triton, triton_face_graphs, talking_mp4: bytes) -> None:
@@ -30,16 +32,16 @@ def test_the_face_graphs_give_the_answer_mediapipe_gives(triton, triton_face_gra
     assert [(e["name"], e["fired"]) for e in face["forgery_evidence"]] == [(e["name"], e["fired"]) for e in want["forgery_evidence"]]
 
 
-def test_preprocess_sends_every_face_model_call_to_the_graphs_and_the_batcher_merges_them(
-        triton_face_graphs, talking_mp4: bytes) -> None:
-    """One upload's detector and mesh calls reach the face graphs (none runs MediaPipe in the step), and
-    the calls in flight together are merged into fewer executions."""
+def test_preprocess_sends_the_face_models_its_frames_in_chunks(triton_face_graphs, talking_mp4: bytes) -> None:
+    """Every keyframe reaches the detector graph and every scored frame the mesh graph (none runs MediaPipe
+    in the step), ``GRAPH_CHUNK`` frames to a request, as ``score`` sends its windows."""
     before = {graph: statistics(triton_face_graphs, graph) for graph in c.FACE_GRAPHS}
     SyncDefenseClient(f"127.0.0.1:{triton_face_graphs.grpc_port}", "grpc").detect(talking_mp4)
     after = {graph: statistics(triton_face_graphs, graph) for graph in c.FACE_GRAPHS}
-    requests = {g: after[g][0] - before[g][0] for g in c.FACE_GRAPHS}
-    executions = {g: after[g][1] - before[g][1] for g in c.FACE_GRAPHS}
-    keyframes = -(-preprocess_video(talking_mp4).n_frames // DEFAULT_CONFIG.faces.detect_every)
-    assert requests[c.FACE_DETECTOR] == keyframes  # one request per keyframe
-    assert requests[c.FACE_MESH] >= requests[c.FACE_DETECTOR]
-    assert executions[c.FACE_MESH] < requests[c.FACE_MESH]
+    requests, rows = ({g: after[g][i] - before[g][i] for g in c.FACE_GRAPHS} for i in (0, 1))
+    video = preprocess_video(talking_mp4)
+    keyframes = -(-video.n_frames // DEFAULT_CONFIG.faces.detect_every)
+    scored = int(np.isfinite(video.apertures[0]).sum())  # the frames whose lips were measured
+    assert rows[c.FACE_DETECTOR] == keyframes and requests[c.FACE_DETECTOR] == -(-keyframes // GRAPH_CHUNK)
+    assert rows[c.FACE_MESH] >= keyframes + scored  # the lips of each face found, and of each scored frame
+    assert requests[c.FACE_MESH] < rows[c.FACE_MESH] / 4

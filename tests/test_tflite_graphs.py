@@ -182,7 +182,7 @@ def test_the_mesh_graph_refines_lips_eyes_and_irises_as_mediapipe_does() -> None
 
 def test_the_onnx_mesh_places_mediapipes_478_points(graphs: lm.GraphModels) -> None:
     for rgb, roi in photo_rois():
-        points, expected = graphs.mesh(rgb, roi), MEDIAPIPE.mesh(rgb, roi)
+        points, expected = graphs.mesh([(rgb, roi)])[0], MEDIAPIPE.mesh([(rgb, roi)])[0]
         assert expected is not None and points is not None and points.shape == (478, 2)
         assert np.abs(points - expected).max() < 1e-3 * roi.side  # a thousandth of the crop: 0.2 px at 192 px
 
@@ -190,5 +190,5 @@ def test_the_onnx_mesh_places_mediapipes_478_points(graphs: lm.GraphModels) -> N
 def test_the_onnx_mesh_sees_no_face_where_mediapipe_sees_none(graphs: lm.GraphModels) -> None:
     rgb = photo_rois()[0][0]
     corner = fg.Roi(40, 40, 80)
-    assert MEDIAPIPE.mesh(rgb, corner) is None
-    assert graphs.mesh(rgb, corner) is None
+    assert MEDIAPIPE.mesh([(rgb, corner)]) == [None]
+    assert graphs.mesh([(rgb, corner)]) == [None]

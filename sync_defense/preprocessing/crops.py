@@ -61,7 +61,7 @@ def crop_mouths(frames: Iterator[tuple[int, av.VideoFrame]], plans: list[CropPla
             apertures[where[0]][where[1]] = landmarks.lip_aperture(points)
 
     last: tuple[av.VideoFrame, np.ndarray] | None = None
-    with InBackground(take) as meshes:
+    with InBackground(landmarks.face_landmarks_batch, take) as meshes:
         for k, frame in frames:
             if k >= n_frames:
                 break
@@ -74,7 +74,7 @@ def crop_mouths(frames: Iterator[tuple[int, av.VideoFrame]], plans: list[CropPla
                 row = row_of[i, k]
                 crops[i][row] = crop_mouth(last[1], plans[i].lips[row], cfg)
                 if measure:
-                    meshes.submit((i, row), landmarks.face_landmarks, last[1], plans[i].boxes[row])
+                    meshes.submit((i, row), (last[1], plans[i].boxes[row]))
                     pair, before = face_crops(last[1], plans[i].boxes[row], plans[i].lips[row], cfg), last_crops[i]
                     textures[i][row] = texture(*pair, before[1] if before is not None and before[0] == k - 1 else None)
                     last_crops[i] = (k, pair)

@@ -8,6 +8,7 @@ each track — its face box and its lip geometry — is smoothed so the mouth cr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,13 +34,19 @@ def detect_faces(rgb: np.ndarray, scale: float, cfg: PreprocessConfig) -> list[D
     A face the mesh cannot place lips on is dropped: without lips there is no mouth to crop. Faces
     narrower than ``min_face_px`` (full-frame pixels) are reported by the tracker as too small.
     """
-    found = []
-    for box in landmarks.detect_faces(rgb, cfg.faces.min_score, cfg.faces.detector, cfg.faces.tiles):
-        points = landmarks.face_landmarks(rgb, box)
-        if points is None:
-            continue
-        lips = landmarks.lip_geometry(points)
-        found.append(Detection(box * scale, lips * np.array([scale, scale, scale, 1.0])))
+    return detect_faces_batch([(rgb, scale)], cfg)[0]
+
+
+def detect_faces_batch(frames: Sequence[tuple[np.ndarray, float]], cfg: PreprocessConfig) -> list[list[Detection]]:
+    """``detect_faces`` of each (frame, scale): one detector call for all frames, one mesh call for all faces found."""
+    boxes = landmarks.detect_faces_batch([rgb for rgb, _ in frames], cfg.faces.min_score, cfg.faces.detector, cfg.faces.tiles)
+    faces = [(i, box) for i, found in enumerate(boxes) for box in found]
+    meshes = landmarks.face_landmarks_batch([(frames[i][0], box) for i, box in faces]) if faces else []
+    found: list[list[Detection]] = [[] for _ in frames]
+    for (i, box), points in zip(faces, meshes, strict=True):
+        if points is not None:
+            scale = frames[i][1]
+            found[i].append(Detection(box * scale, landmarks.lip_geometry(points) * np.array([scale, scale, scale, 1.0])))
     return found
 
 

@@ -83,19 +83,21 @@ MIN_FACE_WIDTH_PX = 30
 
 
 MODEL_THREADS = 2  # MediaPipe: copies of each graph and worker threads per process (one request's faces on both cores)
-GRAPH_CALLS_IN_FLIGHT = 8  # served graphs: worker threads per process, each waiting on one call (see ``GraphModels``)
+GRAPH_CHUNK = 8  # served graphs: frames per call, so that each upload's calls arrive batched (see ``GraphModels``)
 
 
 class FaceModels(Protocol):
     """Where BlazeFace and the face mesh run: MediaPipe in this process, or their graphs (``GraphModels``)."""
 
     workers: int  # worker threads that keep the models busy (``in_background``)
+    chunk: int  # frames a caller puts in one call (``background.InBackground``)
+    frames_in_flight: int  # frames a caller lets wait for the models: bounds the pixels held
 
     def detect(self, images: Sequence[np.ndarray], model: str) -> list[list[tuple[float, Box]]]:
         """Each image's faces over ``DETECTOR_FLOOR`` as (score, box), in that image's pixels."""
 
-    def mesh(self, rgb: np.ndarray, roi: Roi, refined_lips: bool = True) -> np.ndarray | None:
-        """478 landmarks ``(x, y)`` in pixels (468 without ``refined_lips``) on the square ``roi``, or None."""
+    def mesh(self, crops: Sequence[tuple[np.ndarray, Roi]], refined_lips: bool = True) -> list[np.ndarray | None]:
+        """Each square ROI's 478 landmarks ``(x, y)`` in its frame's pixels (468 without ``refined_lips``), or None."""
 
     def warm_up(self, detector: str) -> None:
         """Load what the first request would otherwise wait for."""
@@ -132,9 +134,10 @@ class _GraphPool:
 
 
 class MediaPipeModels:
-    """MediaPipe's own graphs in this process, ``MODEL_THREADS`` copies each: the cheapest on a CPU node."""
+    """MediaPipe's own graphs in this process, ``MODEL_THREADS`` copies each: the cheapest on a CPU node. Frame by
+    frame: a graph takes one image per run, and the frames of an upload keep both copies busy."""
 
-    workers = MODEL_THREADS
+    workers, chunk, frames_in_flight = MODEL_THREADS, 1, 8
 
     def detect(self, images: Sequence[np.ndarray], model: str) -> list[list[tuple[float, Box]]]:
         return [self._detect(np.ascontiguousarray(rgb), model) for rgb in images]
@@ -151,7 +154,11 @@ class MediaPipeModels:
             scored.append((float(detection.score[0]), box))
         return scored
 
-    def mesh(self, rgb: np.ndarray, roi: Roi, refined_lips: bool = True) -> np.ndarray | None:
+    def mesh(self, crops: Sequence[tuple[np.ndarray, Roi]], refined_lips: bool = True) -> list[np.ndarray | None]:
+        return [self._mesh(np.ascontiguousarray(rgb), roi, refined_lips) for rgb, roi in crops]
+
+    @staticmethod
+    def _mesh(rgb: np.ndarray, roi: Roi, refined_lips: bool) -> np.ndarray | None:
         from mediapipe.framework.formats import rect_pb2
 
         height, width = rgb.shape[:2]
@@ -170,11 +177,11 @@ class MediaPipeModels:
 
 class GraphModels:
     """The same models as batched graphs (``face_graphs``) behind any runner: Triton through BLS in the
-    server, ONNX Runtime offline. Each call is one request; ``GRAPH_CALLS_IN_FLIGHT`` worker threads keep
-    that many of an upload's frames in flight, and Triton's dynamic batcher batches them with each other
-    and with other uploads' (on a GPU node the models run there, not on the cores)."""
+    server, ONNX Runtime offline. A call carries ``GRAPH_CHUNK`` frames (their faces, for the mesh) as one
+    request, two calls are in flight per upload, and Triton's dynamic batcher merges them with other
+    uploads' (on a GPU node the models run there, not on the cores)."""
 
-    workers = GRAPH_CALLS_IN_FLIGHT
+    workers, chunk, frames_in_flight = 2, GRAPH_CHUNK, 2 * GRAPH_CHUNK
 
     def __init__(self, run: GraphRunner) -> None:
         self._detector, self._mesh = FaceDetector(run), FaceMesh(run)
@@ -184,16 +191,21 @@ class GraphModels:
             raise ValueError(f"the served face detector is BlazeFace full range, not {model!r}")
         return self._detector.scored_boxes(images)
 
-    def mesh(self, rgb: np.ndarray, roi: Roi, refined_lips: bool = True) -> np.ndarray | None:
+    def mesh(self, crops: Sequence[tuple[np.ndarray, Roi]], refined_lips: bool = True) -> list[np.ndarray | None]:
         if not refined_lips:
             raise ValueError("the served face mesh is the attention mesh (refined lips)")
-        return self._mesh.landmarks([(rgb, roi)])[0]
+        return self._mesh.landmarks(crops) if crops else []
 
     def warm_up(self, detector: str) -> None:
         """Nothing to load here: the graphs' own servers warm them up."""
 
 
 _models: FaceModels = MediaPipeModels()
+
+
+def models() -> FaceModels:
+    """The face models this process runs (``use``)."""
+    return _models
 
 
 def use(models: FaceModels) -> None:
@@ -267,27 +279,34 @@ def detect_faces(rgb: np.ndarray, min_score: float = 0.5, model: str = "full", t
     n=3 2x) and merges the boxes, at n*n + 1 times the cost. The boxes are square, 0.86-1.11x the
     Haar cascade's width on the test photos, with the mouth at ~0.75 of their height (Haar: ~0.8).
     """
+    return detect_faces_batch([rgb], min_score, model, tiles)[0]
+
+
+def _tiles(rgb: np.ndarray, tiles: int) -> list[tuple[np.ndarray, tuple[int, int]]]:
+    """The frame and, for ``tiles`` > 1, its n x n tiles overlapping by half, each with its offset."""
     height, width = rgb.shape[:2]
-    images, offsets = [rgb], [(0, 0)]
+    images = [(rgb, (0, 0))]
     if tiles > 1:
         th, tw = round(2 * height / (tiles + 1)), round(2 * width / (tiles + 1))
         for y in np.linspace(0, height - th, tiles).round().astype(int):
             for x in np.linspace(0, width - tw, tiles).round().astype(int):
-                images.append(rgb[y : y + th, x : x + tw])
-                offsets.append((x, y))
-    scored = [(s, b + (x, y, 0, 0)) for found, (x, y) in zip(_models.detect(images, model), offsets, strict=True)
-              for s, b in found if s >= min_score]
-    kept: list[Box] = []
-    for _, box in sorted(scored, key=lambda sb: -sb[0]):  # the best-scored of overlapping boxes wins
-        if all(iou(box, k) < 0.3 for k in kept):
-            kept.append(box)
-    return sorted(kept, key=lambda b: -b[2] * b[3])
+                images.append((rgb[y : y + th, x : x + tw], (x, y)))
+    return images
 
 
-def _mesh(rgb: np.ndarray, cx: float, cy: float, side: float, roll: float, refined_lips: bool = True) -> np.ndarray | None:
-    """478 landmarks ``(x, y)`` in pixels (468 without ``refined_lips``) from the mesh model run on a
-    square ROI, or None (no face there)."""
-    return _models.mesh(rgb, Roi(cx, cy, side, roll), refined_lips)
+def detect_faces_batch(frames: Sequence[np.ndarray], min_score: float = 0.5, model: str = "full", tiles: int = 1) -> list[list[Box]]:
+    """``detect_faces`` of each frame, every frame (and its tiles) in one call of the detector."""
+    parts = [_tiles(rgb, tiles) for rgb in frames]
+    found = iter(_models.detect([image for part in parts for image, _ in part], model))
+    answers = []
+    for part in parts:
+        scored = [(s, b + (x, y, 0, 0)) for _, (x, y) in part for s, b in next(found) if s >= min_score]
+        kept: list[Box] = []
+        for _, box in sorted(scored, key=lambda sb: -sb[0]):  # the best-scored of overlapping boxes wins
+            if all(iou(box, k) < 0.3 for k in kept):
+                kept.append(box)
+        answers.append(sorted(kept, key=lambda b: -b[2] * b[3]))
+    return answers
 
 
 def _roll(points: np.ndarray, pair: tuple[int, int]) -> float:
@@ -308,18 +327,28 @@ def face_landmarks(rgb: np.ndarray, box: Box, refined_lips: bool = True) -> np.n
     model was trained on upright faces; rolls up to ~40 degrees are handled (the second pass halves
     the lips' error at 15 degrees and divides it by 4-6 at 30).
     """
-    rgb = np.ascontiguousarray(rgb)
-    x, y, w, h = (float(v) for v in box)
-    points = _mesh(rgb, x + w / 2, y + h / 2, ROI_SCALE * max(w, h), 0.0, refined_lips)
-    if points is None:
-        return None
-    roll = _roll(points, EYE_OUTER_CORNERS)
-    if abs(roll) > REROTATE_RAD:
-        rotation = np.array([[math.cos(roll), -math.sin(roll)], [math.sin(roll), math.cos(roll)]])
-        upright = points @ rotation  # the mesh turned level, where its bounding box is the face's
-        low, high = upright.min(axis=0), upright.max(axis=0)
-        (cx, cy), side = rotation @ ((low + high) / 2), ROI_SCALE * float(np.max(high - low))
-        points = _mesh(rgb, float(cx), float(cy), side, roll, refined_lips)
+    return face_landmarks_batch([(rgb, box)], refined_lips)[0]
+
+
+def _upright_roi(points: np.ndarray, roll: float) -> Roi:
+    """The square around a rolled face's mesh taken level, rotated with the face."""
+    rotation = np.array([[math.cos(roll), -math.sin(roll)], [math.sin(roll), math.cos(roll)]])
+    upright = points @ rotation  # the mesh turned level, where its bounding box is the face's
+    low, high = upright.min(axis=0), upright.max(axis=0)
+    (cx, cy), side = rotation @ ((low + high) / 2), ROI_SCALE * float(np.max(high - low))
+    return Roi(float(cx), float(cy), side, roll)
+
+
+def face_landmarks_batch(faces: Sequence[tuple[np.ndarray, Box]], refined_lips: bool = True) -> list[np.ndarray | None]:
+    """``face_landmarks`` of each (frame, box): the first meshes in one call, the rolled faces' second in another."""
+    frames = [np.ascontiguousarray(rgb) for rgb, _ in faces]
+    squares = [Roi(x + w / 2, y + h / 2, ROI_SCALE * max(w, h)) for x, y, w, h in ((float(v) for v in box) for _, box in faces)]
+    points = _models.mesh(list(zip(frames, squares, strict=True)), refined_lips)
+    rolls = {i: _roll(p, EYE_OUTER_CORNERS) for i, p in enumerate(points) if p is not None}
+    again = [i for i, roll in rolls.items() if abs(roll) > REROTATE_RAD]
+    redone = _models.mesh([(frames[i], _upright_roi(points[i], rolls[i])) for i in again], refined_lips) if again else []
+    for i, p in zip(again, redone, strict=True):
+        points[i] = p
     return points
 
 

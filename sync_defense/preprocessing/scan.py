@@ -16,7 +16,7 @@ from .audio import frame_loudness_dbfs, log_mel
 from .background import InBackground
 from .config import PreprocessConfig
 from .decode import MediaError, Timeline, decode_audio, iter_timeline_frames, to_small
-from .faces import Detection, detect_faces
+from .faces import Detection, detect_faces_batch
 from .vad import speech_frames
 
 Span = tuple[int, int]  # timeline frames k0 <= k < k1
@@ -66,10 +66,10 @@ def faces_on(frames: Iterator[tuple[int, av.VideoFrame]], cfg: PreprocessConfig,
     """The faces on every ``every``-th timeline frame of ``frames`` (an empty list: none), found on the
     worker threads while the next frames decode."""
     found: dict[int, list[Detection]] = {}
-    with InBackground(found.__setitem__) as detections:
+    with InBackground(lambda small: detect_faces_batch(small, cfg), found.__setitem__) as detections:
         for k, frame in frames:
             if k % every == 0:
-                detections.submit(k, detect_faces, *to_small(frame, cfg.faces.detect_width), cfg)
+                detections.submit(k, to_small(frame, cfg.faces.detect_width))
     return found
 
 
