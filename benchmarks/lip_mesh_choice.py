@@ -39,7 +39,7 @@ def answers(data: bytes) -> list[tuple[LipSync, np.ndarray]]:
 
 def plain_mesh() -> mock._patch:
     """The pipeline's meshes from the plain 468-point model while the patch is active."""
-    return mock.patch.object(landmarks, "face_landmarks", functools.partial(landmarks.face_landmarks, refined_lips=False))
+    return mock.patch.object(landmarks, "face_landmarks_batch", functools.partial(landmarks.face_landmarks_batch, refined_lips=False))
 
 
 def mesh_ms(data: bytes, calls: int) -> dict[str, float]:
