@@ -81,6 +81,11 @@ def raw_parity(onnx: Path, frames: list[np.ndarray]) -> None:
         print(report)
 
 
+def score_behind(scored: list[tuple[float, np.ndarray]], box: np.ndarray) -> float:
+    """The score of the raw detection a final box came from (NaN if none is the same box)."""
+    return max((s for s, candidate in scored if lm.iou(candidate, box) > 0.99), default=np.nan)
+
+
 def end_to_end(graphs: lm.GraphModels, frames: list[np.ndarray]) -> None:
     """``landmarks.detect_faces`` with the graphs against MediaPipe, frame by frame, with the scores behind each box."""
     same_count, ious, score_gaps, misses = 0, [], [], 0
@@ -95,8 +100,7 @@ def end_to_end(graphs: lm.GraphModels, frames: list[np.ndarray]) -> None:
             misses += best_iou < 0.5
             ious.append(best_iou)
             if match is not None:
-                score = lambda scored, b: max((s for s, sb in scored if lm.iou(sb, b) > 0.99), default=np.nan)  # noqa: E731
-                score_gaps.append(abs(score(scored_got, match) - score(scored_expected, box)))
+                score_gaps.append(abs(score_behind(scored_got, match) - score_behind(scored_expected, box)))
     ious, gaps = np.array(ious), np.array(score_gaps)
     print(f"end to end on {len(frames)} frames: same number of faces on {same_count / len(frames):.1%}; "
           f"{len(ious)} MediaPipe boxes, {misses} unmatched (IoU < 0.5)")
@@ -127,8 +131,7 @@ def timings(detector: fg.FaceDetector, frames: list[np.ndarray]) -> None:
 def mesh_parity_and_speed(mesh: fg.FaceMesh, frames: list[np.ndarray]) -> None:
     crops = []
     for rgb in frames:
-        for x, y, w, h in lm.detect_faces(rgb, MIN_SCORE):
-            crops.append((rgb, fg.Roi(x + w / 2, y + h / 2, lm.ROI_SCALE * max(w, h))))
+        crops += [(rgb, lm.face_square(box)) for box in lm.detect_faces(rgb, MIN_SCORE)]
     expected = MEDIAPIPE.mesh(crops)
     got = mesh.landmarks(crops)
     same = sum((e is None) == (g is None) for e, g in zip(expected, got, strict=True))
@@ -159,7 +162,7 @@ def main() -> None:
     frames = list(sampled_frames(VIDEOS, args.every, args.frames))
     print(f"{len(frames)} frames from {len(VIDEOS)} videos")
     raw_parity(detector_path, frames)
-    run = fg.onnx_runner(args.onnx, threads=1)
+    run = fg.onnx_runner(args.onnx)
     end_to_end(lm.GraphModels(run), frames)
     timings(fg.FaceDetector(run), frames)
     mesh_parity_and_speed(fg.FaceMesh(run), frames)

@@ -23,6 +23,7 @@ GRAPHS = (VISUAL_ENCODER, AUDIO_ENCODER, FUSION_CLASSIFIER)  # the exported grap
 # MediaPipe's face models as graphs (``preprocessing.face_graphs``), which ``preprocess`` calls where it serves them so.
 FACE_DETECTOR, FACE_MESH = "face_detector", "face_mesh"
 FACE_GRAPHS = (FACE_DETECTOR, FACE_MESH)
+FACE_MODELS = ("mediapipe", "graphs")  # preprocess's ``face_models`` parameter: MediaPipe in its process, or FACE_GRAPHS
 MAX_BATCH = 32  # the graphs' max_batch_size: ``score`` sends chunks of at most this many rows
 # The largest upload: the client refuses bigger files before sending, ``preprocess`` before decoding
 # (``LimitsConfig.max_upload_bytes``). Triton 2.51 has no request-size flag of its own, so a proxy in

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -147,9 +148,8 @@ def photo_rois() -> list[tuple[np.ndarray, fg.Roi]]:
     reaches 80 px past the frame (the crop's border is replicated there)."""
     crops = []
     for rgb in (data.astronaut(), np.ascontiguousarray(data.astronaut()[100:])):
-        x, y, w, h = lm.detect_faces(rgb)[0]
-        cx, cy, side = x + w / 2, y + h / 2, lm.ROI_SCALE * max(w, h)
-        crops += [(rgb, fg.Roi(cx, cy, side)), (rgb, fg.Roi(cx, cy, side, 0.4)), (rgb, fg.Roi(cx, cy, side, -0.3))]
+        square = lm.face_square(lm.detect_faces(rgb)[0])
+        crops += [(rgb, square), (rgb, replace(square, roll=0.4)), (rgb, replace(square, roll=-0.3))]
     return crops
 
 

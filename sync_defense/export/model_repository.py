@@ -36,7 +36,6 @@ PROFILES = ("cpu", "gpu")
 # Where ``preprocess`` runs BlazeFace and the face mesh (its ``face_models`` parameter): ``graphs`` serves them as
 # batched graphs of the repository, called through BLS, on the GPU on a GPU node; ``mediapipe`` runs MediaPipe in the
 # step's process, which costs less CPU where there is no GPU to give them to (docs/performance.md).
-FACE_MODELS = ("mediapipe", "graphs")
 DEFAULT_FACE_MODELS = {"cpu": "mediapipe", "gpu": "graphs"}
 # Python steps, their adapter class and instance count: preprocessing is the slow step (decoding,
 # faces, VAD), so two uploads are prepared at once; scoring mostly waits on the graphs.
@@ -143,8 +142,8 @@ def step_instances(profile: str, cores: int) -> dict[str, int]:
 
 def _face_models(profile: str, face_models: str | None) -> str:
     chosen = face_models or DEFAULT_FACE_MODELS[profile]
-    if chosen not in FACE_MODELS:
-        raise ValueError(f"face_models must be one of {FACE_MODELS}")
+    if chosen not in c.FACE_MODELS:
+        raise ValueError(f"face_models must be one of {c.FACE_MODELS}")
     return chosen
 
 
@@ -219,7 +218,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="default: build/model_repository/<profile>")
     parser.add_argument("--sources-only", action="store_true", help="configs and adapters only (refresh model_repository/)")
     parser.add_argument("--cores", type=int, default=DEFAULT_GPU_CORES, help="gpu: the node's CPU cores (preprocess instances: cores - 1)")
-    parser.add_argument("--face-models", choices=FACE_MODELS,
+    parser.add_argument("--face-models", choices=c.FACE_MODELS,
                         help="where preprocess runs the face models (default: mediapipe for cpu, graphs for gpu)")
     args = parser.parse_args()
     model = MODEL_CONFIGS[args.model]

@@ -394,8 +394,8 @@ def face_feeds(data: bytes, cfg: PreprocessConfig = DEFAULT_CONFIG) -> dict[str,
 
     sampled = (frame for k, frame in iter_timeline_frames(data, cfg) if k % cfg.faces.detect_every == 0)
     frames = [to_small(frame, cfg.faces.detect_width)[0] for frame in islice(sampled, FACE_FEED_FRAMES)]
-    rois = [(rgb, face_graphs.Roi(x + w / 2, y + h / 2, landmarks.ROI_SCALE * max(w, h))) for rgb in frames
-            for x, y, w, h in landmarks.detect_faces(rgb, cfg.faces.min_score, cfg.faces.detector)]
+    rois = [(rgb, landmarks.face_square(box)) for rgb in frames
+            for box in landmarks.detect_faces(rgb, cfg.faces.min_score, cfg.faces.detector)]
     if not rois:
         raise EngineBuildError("no face found in the video: the face mesh's plan cannot be checked without one")
     return {

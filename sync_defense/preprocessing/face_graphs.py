@@ -205,10 +205,9 @@ class FaceMesh:
 # ---------------------------------------------------------------------------------------- in the process
 
 
-def onnx_runner(onnx_dir: Path, threads: int = 1) -> GraphRunner:
-    """Both graphs from ``onnx_dir`` in ONNX Runtime in this process, ``threads`` each, as served on CPU."""
-    from sync_defense.onnx_session import onnx_session
+def onnx_runner(onnx_dir: Path) -> GraphRunner:
+    """Both graphs from ``onnx_dir`` in ONNX Runtime in this process, one thread each, as served on CPU."""
+    from sync_defense.onnx_session import SINGLE_THREAD, onnx_session
 
-    parameters = {"intra_op_threads": str(threads), "allow_spinning": "0"}
-    sessions = {name: onnx_session(onnx_dir / f"{name}.onnx", parameters) for name in (FACE_DETECTOR, FACE_MESH)}
+    sessions = {name: onnx_session(onnx_dir / f"{name}.onnx", SINGLE_THREAD) for name in (FACE_DETECTOR, FACE_MESH)}
     return lambda graph, batch, outputs: sessions[graph].run(list(outputs), {IMAGE: batch})

@@ -41,7 +41,7 @@ def detect_faces_batch(frames: Sequence[tuple[np.ndarray, float]], cfg: Preproce
     """``detect_faces`` of each (frame, scale): one detector call for all frames, one mesh call for all faces found."""
     boxes = landmarks.detect_faces_batch([rgb for rgb, _ in frames], cfg.faces.min_score, cfg.faces.detector, cfg.faces.tiles)
     faces = [(i, box) for i, found in enumerate(boxes) for box in found]
-    meshes = landmarks.face_landmarks_batch([(frames[i][0], box) for i, box in faces]) if faces else []
+    meshes = landmarks.face_landmarks_batch([(frames[i][0], box) for i, box in faces])
     found: list[list[Detection]] = [[] for _ in frames]
     for (i, box), points in zip(faces, meshes, strict=True):
         if points is not None:

@@ -330,6 +330,12 @@ def face_landmarks(rgb: np.ndarray, box: Box, refined_lips: bool = True) -> np.n
     return face_landmarks_batch([(rgb, box)], refined_lips)[0]
 
 
+def face_square(box: Box) -> Roi:
+    """The square the mesh first looks at for the face in ``box``: on its centre, ``ROI_SCALE`` times its side."""
+    x, y, w, h = (float(v) for v in box)
+    return Roi(x + w / 2, y + h / 2, ROI_SCALE * max(w, h))
+
+
 def _upright_roi(points: np.ndarray, roll: float) -> Roi:
     """The square around a rolled face's mesh taken level, rotated with the face."""
     rotation = np.array([[math.cos(roll), -math.sin(roll)], [math.sin(roll), math.cos(roll)]])
@@ -342,11 +348,10 @@ def _upright_roi(points: np.ndarray, roll: float) -> Roi:
 def face_landmarks_batch(faces: Sequence[tuple[np.ndarray, Box]], refined_lips: bool = True) -> list[np.ndarray | None]:
     """``face_landmarks`` of each (frame, box): the first meshes in one call, the rolled faces' second in another."""
     frames = [np.ascontiguousarray(rgb) for rgb, _ in faces]
-    squares = [Roi(x + w / 2, y + h / 2, ROI_SCALE * max(w, h)) for x, y, w, h in ((float(v) for v in box) for _, box in faces)]
-    points = _models.mesh(list(zip(frames, squares, strict=True)), refined_lips)
+    points = _models.mesh([(rgb, face_square(box)) for rgb, (_, box) in zip(frames, faces, strict=True)], refined_lips)
     rolls = {i: _roll(p, EYE_OUTER_CORNERS) for i, p in enumerate(points) if p is not None}
     again = [i for i, roll in rolls.items() if abs(roll) > REROTATE_RAD]
-    redone = _models.mesh([(frames[i], _upright_roi(points[i], rolls[i])) for i in again], refined_lips) if again else []
+    redone = _models.mesh([(frames[i], _upright_roi(points[i], rolls[i])) for i in again], refined_lips)
     for i, p in zip(again, redone, strict=True):
         points[i] = p
     return points

@@ -27,7 +27,6 @@ from .score_step import score
 from .watchdog import StubWatchdog, terminate_server
 
 CALIBRATION_FILE = "calibration.json"  # beside model.py in the decision step's version folder
-FACE_MODELS = ("mediapipe", "graphs")  # preprocess's ``face_models`` parameter (``landmarks.FaceModels``)
 
 
 def _inputs(request, spec: c.ModelSpec) -> dict[str, np.ndarray]:
@@ -85,8 +84,8 @@ class PreprocessModel(_Step):
     def initialize(self, args: dict) -> None:
         super().initialize(args)
         face_models = _parameter(args, "face_models", "mediapipe")
-        if face_models not in FACE_MODELS:
-            raise ValueError(f"preprocess: face_models must be one of {FACE_MODELS}, not {face_models!r}")
+        if face_models not in c.FACE_MODELS:
+            raise ValueError(f"preprocess: face_models must be one of {c.FACE_MODELS}, not {face_models!r}")
         if face_models == "graphs":
             landmarks.use(landmarks.GraphModels(self._run_face_graph))
         self.loop: asyncio.AbstractEventLoop | None = None
