@@ -67,6 +67,20 @@ def test_aperture_tells_an_open_smile_from_closed_lips() -> None:
     assert lm.lip_aperture(grace) < 0.05 < 0.1 < lm.lip_aperture(astronaut) < 0.4
 
 
+def test_lip_shape_reads_the_aperture_and_the_shape_at_the_scale_of_the_eyes() -> None:
+    _, astronaut, _ = mouth(data.astronaut())
+    _, grace, _ = mouth(grace_hopper())
+    shapes = {name: lm.lip_shape(points) for name, points in (("astronaut", astronaut), ("grace", grace))}
+    for name, points in (("astronaut", astronaut), ("grace", grace)):
+        assert shapes[name][0] == np.float32(lm.lip_aperture(points))
+        doubled = lm.lip_shape(2 * points + 7)  # the same face twice as close, elsewhere in the frame
+        np.testing.assert_allclose(doubled, shapes[name], rtol=1e-5)
+    # the smile's lips part: the outer height exceeds the two lips' thicknesses by the opening
+    smile, closed = shapes["astronaut"], shapes["grace"]
+    assert smile[2] > smile[3] + smile[4] + 0.05 and abs(closed[2] - closed[3] - closed[4]) < 0.03
+    assert 0.5 < smile[1] < 1.0 and 0.4 < closed[1] < 1.0  # a mouth is narrower than the eye corners are apart
+
+
 def test_faces_come_largest_first() -> None:
     astronaut, grace = data.astronaut(), grace_hopper()
     side_by_side = np.hstack([astronaut, grace[: astronaut.shape[0]]])  # grace's face is twice as wide

@@ -36,29 +36,34 @@ class MouthFrames:
     """Pass 2's output for one face: a crop per planned frame and, when asked, how open the lips are and the mouth's texture."""
 
     crops: np.ndarray  # (len(plan.frames), S, S, 3) uint8
-    aperture: np.ndarray | None  # (len(plan.frames),) float32 inner-lip opening / mouth width (NaN: no mesh)
+    lips: np.ndarray | None  # (len(plan.frames), len(LIP_SHAPE)) float32 (``landmarks.lip_shape``; NaN: no mesh)
     texture: np.ndarray | None  # (len(plan.frames), len(TEXTURE)) float32 (``texture.texture``)
+
+    @property
+    def aperture(self) -> np.ndarray | None:
+        """(len(plan.frames),) float32 inner-lip opening / mouth width, the lip test's signal (NaN: no mesh)."""
+        return None if self.lips is None else self.lips[:, 0]
 
 
 def crop_mouths(frames: Iterator[tuple[int, av.VideoFrame]], plans: list[CropPlan], n_frames: int,
                  cfg: PreprocessConfig, measure: bool = False) -> list[MouthFrames]:
     """Pass 2: the mouth crops of each plan from ``frames``; with ``measure``, on every planned frame
-    also the face mesh's lip opening and the mouth's texture against the upper face (``texture``).
+    also the face mesh's lip shape (``landmarks.lip_shape``) and the mouth's texture against the upper face (``texture``).
 
-    The crop follows the smoothed lips (steady); the aperture comes from each frame's own mesh (the
+    The crop follows the smoothed lips (steady); the lip shape comes from each frame's own mesh (the
     lips' movement is the signal, so it is not smoothed), computed on the worker threads.
     """
     row_of = np.full((len(plans), n_frames), -1, dtype=np.int64)
     for i, plan in enumerate(plans):
         row_of[i, plan.frames] = np.arange(len(plan.frames))
     crops = [np.zeros((len(p.frames), cfg.mouth.crop_size, cfg.mouth.crop_size, 3), np.uint8) for p in plans]
-    apertures = [np.full(len(p.frames), np.nan, np.float32) for p in plans]
+    shapes = [np.full((len(p.frames), len(landmarks.LIP_SHAPE)), np.nan, np.float32) for p in plans]
     textures = [np.full((len(p.frames), len(TEXTURE)), np.nan, np.float32) for p in plans]
     last_crops: list[tuple[int, tuple[np.ndarray, np.ndarray]] | None] = [None] * len(plans)  # each face's last face_crops
 
     def take(where: tuple[int, int], points: np.ndarray | None) -> None:
         if points is not None:
-            apertures[where[0]][where[1]] = landmarks.lip_aperture(points)
+            shapes[where[0]][where[1]] = landmarks.lip_shape(points)
 
     last: tuple[av.VideoFrame, np.ndarray] | None = None
     with InBackground(landmarks.face_landmarks_batch, take) as meshes:
@@ -78,7 +83,7 @@ def crop_mouths(frames: Iterator[tuple[int, av.VideoFrame]], plans: list[CropPla
                     pair, before = face_crops(last[1], plans[i].boxes[row], plans[i].lips[row], cfg), last_crops[i]
                     textures[i][row] = texture(*pair, before[1] if before is not None and before[0] == k - 1 else None)
                     last_crops[i] = (k, pair)
-    return [MouthFrames(c, a if measure else None, t if measure else None) for c, a, t in zip(crops, apertures, textures, strict=True)]
+    return [MouthFrames(c, s if measure else None, t if measure else None) for c, s, t in zip(crops, shapes, textures, strict=True)]
 
 
 def window_frames(starts: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:

@@ -68,6 +68,7 @@ LIP_CORNERS = (61, 291)
 INNER_LIP_MIDDLE = (13, 14)  # inner edge of the upper and lower lip on the centre line
 OUTER_LIP_RING = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185)
 EYE_OUTER_CORNERS = (33, 263)
+OUTER_LIP_MIDDLE = (0, 17)  # outer edge of the upper and lower lip on the centre line
 
 # Crop side over mouth width (corner distance). On real speakers, in mouth widths from the lip centre:
 # nostrils' lower edge ~0.55 above (up to 0.9 when the lips round and the width shrinks), chin top
@@ -408,6 +409,24 @@ def crop_aligned(rgb: np.ndarray, transform: Transform, size: int) -> np.ndarray
     ])
     crop = cv2.warpAffine(rgb, matrix, (out, out), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA) if factor > 1 else crop
+
+
+# The columns of ``lip_shape``: the opening the lip test reads, then the shape speech gives the lips
+# beyond it (spreading and rounding change the width, protrusion the lips' visible height), each over
+# the eye-corner distance so that distance to the camera cancels.
+LIP_SHAPE = ("aperture", "width", "outer_height", "upper_lip", "lower_lip")
+
+
+def lip_shape(landmarks: np.ndarray) -> np.ndarray:
+    """``(len(LIP_SHAPE),)`` float32: ``lip_aperture`` and the lips' width, outer height and the two lips'
+    thicknesses on the centre line, over the eye-corner distance."""
+    def gap(a: int, b: int) -> float:
+        return float(np.linalg.norm(landmarks[b] - landmarks[a]))
+
+    eyes = max(gap(*EYE_OUTER_CORNERS), 1e-6)
+    (top, bottom), (inner_top, inner_bottom) = OUTER_LIP_MIDDLE, INNER_LIP_MIDDLE
+    return np.array([lip_aperture(landmarks), gap(*LIP_CORNERS) / eyes, gap(top, bottom) / eyes,
+                     gap(top, inner_top) / eyes, gap(inner_bottom, bottom) / eyes], np.float32)
 
 
 def lip_aperture(landmarks: np.ndarray) -> float:

@@ -52,12 +52,17 @@ class PreparedVideo:
     window_motion: np.ndarray  # (N,) float32 mouth movement (mouth.mouth_motion)
     mel: np.ndarray  # (F, 4 n + 1) float32 the whole clip's log-mel; audio windows are cut from it
     loudness: np.ndarray  # (n,) float32 dBFS per timeline frame
-    apertures: tuple[np.ndarray, ...]  # per track, (n,) float32 lip opening per timeline frame (NaN where not measured)
+    lips: tuple[np.ndarray, ...]  # per track, (n, len(landmarks.LIP_SHAPE)) float32 lip shape per timeline frame (NaN: not measured)
     textures: tuple[np.ndarray, ...]  # per track, (n, len(texture.TEXTURE)) float32 the mouth's texture per frame (NaN: not measured)
     phones: Phones  # the speech's phones over the measured frames (``phones.decode_phones``)
     tracks: tuple[FaceTrack, ...]
     n_frames: int
     sampled: bool  # windows were sampled (the video is longer than the cost cap)
+
+    @property
+    def apertures(self) -> tuple[np.ndarray, ...]:
+        """Per track, (n,) float32 lip opening per timeline frame (NaN where not measured): the lip test's signal."""
+        return tuple(shape[:, 0] for shape in self.lips)
 
     def info(self, cfg: PreprocessConfig = DEFAULT_CONFIG) -> dict:
         """What the decision needs besides the scores: the faces and the video's length (JSON-able)."""
@@ -98,7 +103,7 @@ def preprocess_video(data: bytes, cfg: PreprocessConfig = DEFAULT_CONFIG) -> Pre
     return PreparedVideo(
         crops=windows, window_track=window_track.astype(np.int32), window_start=window_start,
         window_speech=speech_fraction(audio.speech, window_start, cfg), window_motion=mouth_motion(windows), mel=audio.mel,
-        loudness=audio.loudness, apertures=tuple(on_timeline(p, m.aperture, n_frames) for p, m in zip(plans, mouths, strict=True)),
+        loudness=audio.loudness, lips=tuple(on_timeline(p, m.lips, n_frames) for p, m in zip(plans, mouths, strict=True)),
         textures=tuple(on_timeline(p, m.texture, n_frames) for p, m in zip(plans, mouths, strict=True)),
         phones=measured_phones(audio.samples, audio.speech, planned((p.frames for p in plans), n_frames), cfg),
         tracks=tracks, n_frames=n_frames,
