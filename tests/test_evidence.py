@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import cv2
@@ -192,3 +193,31 @@ def test_every_trace_is_reported_for_each_face() -> None:
     assert names == ["phoneme_viseme", "too_perfect_sync", "mouth_blur", "mouth_colour", "mouth_flicker"]
     stricter = replace(CFG, missed_closure_share=1.1)  # a threshold is one field: fitting it is a one-line change
     assert not phoneme_viseme(opening, bilabials(20, 40, 60, 80, 100), FPS, stricter).fired
+
+
+def _case(label: str, kind: str, traces: dict[str, tuple[float, bool]], other_face: bool = False) -> dict:
+    """A report row (``offline.realdata.score``) whose deciding face (track 1) has ``traces``: name -> (value, fired)."""
+    face = {"track_id": 1, "forgery_evidence": [{"name": n, "value": v, "fired": f} for n, (v, f) in traces.items()]}
+    faces = [face] + ([{"track_id": 2, "forgery_evidence": [{"name": "too_perfect_sync", "value": 5.0, "fired": True}]}]
+                      if other_face else [])
+    return {"case": f"{kind}-{len(traces)}-{id(traces)}", "label": label, "kind": kind,
+            "answer": {"deciding_track_id": 1, "faces": faces}}
+
+
+def test_evidence_separation_reads_the_deciding_face_of_genuine_and_synchronised_cases(tmp_path, monkeypatch, capsys) -> None:
+    from benchmarks import evidence_separation
+
+    rows = [
+        _case("real", "genuine_original", {"too_perfect_sync": (0.3, False), "mouth_blur": (1.2, False)}, other_face=True),
+        _case("real", "genuine_reencode", {"too_perfect_sync": (0.4, False), "mouth_blur": (1.0, False)}),
+        _case("fake", "sync_warp", {"too_perfect_sync": (0.9, True), "mouth_blur": (0.3, True)}),
+        _case("fake", "sync_warp", {"too_perfect_sync": (0.85, True), "mouth_blur": (0.35, True)}),
+        _case("fake", "shift", {"too_perfect_sync": (-0.5, False), "mouth_blur": (9.0, False)}),  # desync: not counted
+    ]
+    (tmp_path / "report.json").write_text(json.dumps({"rows": rows}))
+    monkeypatch.setattr("sys.argv", ["evidence_separation", str(tmp_path)])
+    evidence_separation.main()
+    out = capsys.readouterr().out
+    # a blurrier mouth is the forged one: mouth_blur's lower values count as more forged
+    assert "mouth_blur: ROC-AUC 1.000 (2 genuine, 2 forged values); fired: genuine 0/2, sync_warp 2/2" in out
+    assert "too_perfect_sync: ROC-AUC 1.000 (2 genuine, 2 forged values); fired: genuine 0/2, sync_warp 2/2" in out
