@@ -52,6 +52,8 @@ def ort_providers(device: str) -> dict[str, list]:
     available = ort.get_available_providers()
     if device == "cpu":
         return {"fp32": ["CPUExecutionProvider"]}
+    if "CUDAExecutionProvider" not in available:
+        return {}  # a CPU-only ONNX Runtime beside a GPU (the lent machine's): its CPU figures are not the GPU's
     runs = {"fp32": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
     if "TensorrtExecutionProvider" in available:
         runs["fp16"] = [("TensorrtExecutionProvider", {"trt_fp16_enable": True}), "CUDAExecutionProvider"]
@@ -70,8 +72,10 @@ def time_graphs(config: str, device: str, batches: list[int], warmup: int, repea
     rows = []
     for name, module in graph_modules(model).items():
         path = workdir / f"{config}-{name}.onnx"
-        export_graph(module, specs[name], path, max(batches))
-        sessions = {p: onnx_session(path, providers=providers) for p, providers in ort_providers(device).items()}
+        runs = ort_providers(device)
+        if runs:
+            export_graph(module, specs[name], path, max(batches))
+        sessions = {p: onnx_session(path, providers=providers) for p, providers in runs.items()}
         for batch in batches:
             feeds = random_inputs(specs[name], batch)
             for precision in ("fp32", "fp16") if cuda else ("fp32",):

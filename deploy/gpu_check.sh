@@ -8,6 +8,14 @@
 #   deploy/gpu_check.sh serve      # cpu_budget, and the load suite on the server the nvidia-pytriton wheel can run
 #   deploy/gpu_check.sh all        # all four in one go (longer than one command may run)
 #
+# The GPU machine this project's sessions are lent has no registries, no TensorRT and no Triton, but a python3 with
+# torch (CUDA), onnx and onnxruntime. For it, one command that needs nothing installed:
+#
+#   deploy/gpu_check.sh prepare-lent   # here: build/lent/ gets the wheels it lacks (PyAV, tflite), the face models'
+#                                      # .tflite files, the sample's face-graph inputs and the 10-s test video
+#   deploy/gpu_check.sh lent           # there, with build/lent carried: graph_speed (PyTorch FP32/FP16, tiny and base),
+#                                      # face_graph_speed (PyTorch FP32/FP16 and FP16's distance from FP32), decode_speed (NVDEC)
+#
 # Every step's log goes to $OUT/logs/; $OUT/summary.md holds every step run so far on this machine (kept in
 # build/gpu_check/ between commands), with its exit status and time. A failed step is recorded and the phase goes
 # on, so one command reports as much as it can. The nvidia-pytriton wheel's tritonserver has only the Python
@@ -158,6 +166,36 @@ phase_serve() {
     step load_suite_perf py -m benchmarks.load_suite --out "$OUT/load_suite_perf" --quick --sections perf --perf-protocols grpc
 }
 
+LENT="$ROOT/build/lent"
+LENT_VIDEO="$ROOT/build/perf/videos/talking_640x480_10s.mp4"
+LENT_PYTHON=3.12  # the lent machine's python3
+
+prepare_lent() {
+    local mediapipe
+    rm -rf "$LENT" && mkdir -p "$LENT"
+    mediapipe=$("$ROOT/.venv/bin/python" -c 'import importlib.util; print(importlib.util.find_spec("mediapipe").submodule_search_locations[0])')
+    cp "$mediapipe/modules/face_detection/face_detection_full_range_sparse.tflite" \
+        "$mediapipe/modules/face_landmark/face_landmark_with_attention.tflite" "$LENT/"
+    "$ROOT/.venv/bin/python" -m benchmarks.face_graph_speed --save-feeds "$LENT/face_feeds.npz"
+    [ -f "$LENT_VIDEO" ] || "$ROOT/.venv/bin/python" -m benchmarks.videos --out "$(dirname "$LENT_VIDEO")"
+    cp "$LENT_VIDEO" "$LENT/"
+    "$ROOT/.venv/bin/python" -m pip download -q --no-deps --only-binary=:all: --python-version "$LENT_PYTHON" --implementation cp \
+        --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d "$LENT" \
+        "av==$("$ROOT/.venv/bin/python" -c 'import av; print(av.__version__)')" tflite==2.18.0
+    du -sh "$LENT"
+}
+
+phase_lent() {
+    summary "## lent ($(date -u +%FT%TZ))"
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/lent-site "$LENT"/*.whl
+    export PYTHONPATH="/tmp/lent-site:$ROOT"
+    step machine machine
+    step graph_speed python3 -m benchmarks.graph_speed --device cuda --configs tiny base --out "$OUT/graph_speed.json"
+    step face_graph_speed python3 -m benchmarks.face_graph_speed --onnx "$LENT" --feeds "$LENT/face_feeds.npz" --tflite "$LENT" \
+        --out "$OUT/face_graph_speed.json"
+    step decode_speed python3 -m benchmarks.decode_speed "$SAMPLE" "$LENT/$(basename "$LENT_VIDEO")" --out "$OUT/decode_speed.json"
+}
+
 main() {
     [ $# -gt 0 ] || set -- all
     for phase in "$@"; do
@@ -167,7 +205,9 @@ main() {
             bench) phase_bench ;;
             serve) phase_serve ;;
             all) phase_install; phase_build; phase_bench; phase_serve ;;
-            *) echo "usage: $0 [install|build|bench|serve|all]..." >&2; exit 2 ;;
+            prepare-lent) prepare_lent ;;
+            lent) phase_lent ;;
+            *) echo "usage: $0 [install|build|bench|serve|all|prepare-lent|lent]..." >&2; exit 2 ;;
         esac
     done
 }

@@ -16,7 +16,8 @@ from sync_defense.artifacts import CHECKPOINT, SAMPLE_VIDEO
 from sync_defense.contract import MAX_BATCH, ModelSpec, graph_specs
 from sync_defense.model.checkpoint import served_model
 from sync_defense.model.network import SyncDetector, graph_modules
-from sync_defense.preprocessing import DEFAULT_CONFIG, preprocess_video
+from sync_defense import preprocessing
+from sync_defense.preprocessing import DEFAULT_CONFIG
 
 from .parity import onnx_against_torch, random_inputs
 
@@ -62,7 +63,7 @@ def main() -> None:
     if args.checkpoint is None and not CHECKPOINT.exists():
         LOG.warning("no checkpoint: exporting an untrained '%s' model initialised with seed %d", args.init, args.seed)
     paths = export_all(model, args.out)
-    windows = preprocess_video(args.parity_video.read_bytes())
+    windows = preprocessing.preprocess_video(args.parity_video.read_bytes())  # the pipeline loads here, not on import
     for report in onnx_against_torch(model, paths, windows.window_inputs()):
         print(report)
         if not report.ok:
