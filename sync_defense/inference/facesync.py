@@ -27,37 +27,38 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.fft import dct
 
+from sync_defense.preprocessing.config import DEFAULT_CONFIG, PreprocessConfig
 from sync_defense.preprocessing.landmarks import LIP_SHAPE
 
-from .lipsync import LipSync
+from .lipsync import DEFAULT_LIP_SYNC, LipSync
 
 
 @dataclass(frozen=True)
 class FaceSyncConfig:
     """Sizes chosen on the training-role synchronised forgeries (``benchmarks.facesync_choice``): the first
     choice, 13 cepstra against all of ``LIP_SHAPE`` with a ridge of 0.1, found 31 of their 36 mouths in sync
-    (the lip test 35); these smaller sides 34."""
+    (the lip test 35); these smaller sides 34. Lags, chance and margin are the lip test's own."""
 
     cepstra: int = 6  # the level and the coarse spectral envelope
     shape: tuple[str, ...] = ("aperture", "width", "outer_height")  # the ``LIP_SHAPE`` columns read
-    mel_per_frame: int = 4  # 10-ms log-mel frames per 25-fps timeline frame (``audio.log_mel``)
     folds: int = 5  # contiguous blocks: each is scored by a mapping fitted on the others
     ridge: float = 0.5  # added to each side's standardised covariance: 160 frames cannot fit free weights
-    max_lag_frames: int = 30  # as the lip test
-    in_sync_frames: int = 2  # as the lip test
-    chance_quantile: float = 0.95  # as the lip test
     surrogates: int = 16  # reversed speech rolled to this many starts (each costs a curve over all lags)
     min_frames: int = 100  # frames with measured lips at every lag: 20 per block
-    margin: float = 0.1  # as the lip test: a shifted peak must beat the aligned correlation by this much
+    max_lag_frames: int = DEFAULT_LIP_SYNC.max_lag_frames
+    in_sync_frames: int = DEFAULT_LIP_SYNC.in_sync_frames
+    chance_quantile: float = DEFAULT_LIP_SYNC.chance_quantile
+    margin: float = DEFAULT_LIP_SYNC.margin
+    preprocess: PreprocessConfig = DEFAULT_CONFIG  # the log-mel's frames per timeline frame
 
 
 DEFAULT_FACESYNC = FaceSyncConfig()
 
 
 def cepstra(mel: np.ndarray, n_frames: int, cfg: FaceSyncConfig = DEFAULT_FACESYNC) -> np.ndarray:
-    """``(n_frames, cepstra)``: each timeline frame's log-mel averaged over its ``mel_per_frame`` columns
+    """``(n_frames, cepstra)``: each timeline frame's log-mel averaged over its columns (``mels_per_frame``)
     and turned into cepstral coefficients (DCT-II over the bands; coefficient 0 is the level)."""
-    m = cfg.mel_per_frame
+    m = cfg.preprocess.mels_per_frame
     usable = min(n_frames, mel.shape[1] // m)
     frames = np.asarray(mel[:, : usable * m], np.float64).reshape(mel.shape[0], usable, m).mean(axis=2)
     out = np.full((n_frames, cfg.cepstra), np.nan)
