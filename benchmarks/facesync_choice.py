@@ -1,7 +1,8 @@
 """FaceSync against the lip test on every face of the given sets: which faces it finds in sync, shifted or neither.
 
-    python -m benchmarks.facesync_choice --manifest build/realval/manifest.json build/forgeries/validation/manifest.json \\
-        --cache build/facesync
+    python -m benchmarks.facesync_choice --cache build/facesync       # the validation sets, FaceSync's sizes
+    python -m benchmarks.facesync_choice --cache build/facesync --manifest build/forgeries/training/manifest.json \\
+        [--cepstra 13 --ridge 0.1 --shape aperture width outer_height upper_lip lower_lip]   # how the sizes were chosen
 
 Each case is preprocessed as served once (``--cache`` keeps its loudness, log-mel and lip shapes); then
 each face gets the lip test (``inference.lipsync``: loudness against the opening) and FaceSync
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from sync_defense.inference import facesync
-from sync_defense.inference.lipsync import lip_sync
+from sync_defense.inference.lipsync import DEFAULT_LIP_SYNC, lip_sync
 from sync_defense.preprocessing import preprocess_video, warm_up
 from sync_defense.preprocessing.landmarks import LIP_SHAPE
 
@@ -64,12 +65,12 @@ def face_rows(manifest: Path, cache: Path | None, cfg: facesync.FaceSyncConfig) 
         where = None if cache is None else cache / manifest.parent.name / f"{case['case']}.npz"
         measured = Measured.of((manifest.parent / case["file"]).read_bytes(), where)
         audio = facesync.cepstra(measured.mel, len(measured.loudness), cfg)
-        level = np.fmax(measured.loudness.astype(np.float64), -60.0)[:, None]
+        level = np.fmax(measured.loudness.astype(np.float64), DEFAULT_LIP_SYNC.loudness_floor_dbfs)[:, None]
         for face, lips in enumerate(measured.lips):
             started = time.process_time()
             rich = facesync.face_sync(audio, lips, cfg)
             cost = time.process_time() - started
-            simple = lip_sync(lips[:, 0], measured.loudness)
+            simple = lip_sync(lips[:, LIP_SHAPE.index("aperture")], measured.loudness)
             rows.append({
                 "case": case["case"], "face": face, "label": case["label"], "kind": case["kind"], "driver": case.get("driver"),
                 "lips": f"{simple.verdict} {simple.lag_frames} {simple.at_zero} / {simple.chance_peak}",
