@@ -16,7 +16,7 @@ fitted to the real validation recordings.
 
 **Measured, not served** (``benchmarks.facesync_choice``; the model card has the table): on the
 genuine real-validation faces it finds as many in sync as the lip test (9 of 17) but calls 5 of them
-shifted (the lip test 1), finds fewer of the shifted fakes (15 of 40 against 18), and costs 1.5-1.7
+shifted (the lip test 1), finds fewer of the shifted fakes (15 of 40 against 18), and costs 1.5-2.1
 CPU-s per face against 0.02. It would accuse genuine speakers, so the decision does not read it.
 """
 
