@@ -34,22 +34,14 @@ import torch
 from benchmarks.graph_speed import median_ms, row, table
 from sync_defense import contract as c
 from sync_defense.artifacts import SAMPLE_VIDEO
-from sync_defense.export.tflite_graphs import RefinedMesh, mediapipe_model, read_tflite, tflite_module
+from sync_defense.export.tflite_graphs import face_module
 from sync_defense.onnx_session import onnx_session
-from sync_defense.preprocessing.face_graphs import FULL_RANGE, MESH_TFLITE
 
 CPU_PARAMETERS = {"intra_op_threads": "1", "allow_spinning": "0"}  # as the CPU profile serves a graph
 SAVED_ROWS = 16  # real rows per graph kept by --save-feeds (float16: 3.5 MB each, small enough to carry)
-TFLITE = {c.FACE_DETECTOR: FULL_RANGE.tflite, c.FACE_MESH: MESH_TFLITE}
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 
 Runner = Callable[[dict[str, np.ndarray]], list[np.ndarray]]
-
-
-def torch_module(name: str, tflite_dir: Path | None) -> torch.nn.Module:
-    """The graph ``name`` as the PyTorch module its ONNX file was exported from."""
-    path = tflite_dir / Path(TFLITE[name]).name if tflite_dir else mediapipe_model(TFLITE[name])
-    return RefinedMesh(read_tflite(path)).eval() if name == c.FACE_MESH else tflite_module(path)
 
 
 def torch_runner(module: torch.nn.Module, device: str, dtype: torch.dtype) -> Runner:
@@ -83,7 +75,7 @@ def runners(onnx_dir: Path | None, repository: Path | None, tflite_dir: Path | N
             if plan.exists():
                 found[(name, "tensorrt plan")] = te.PlanRunner(te.load_tensorrt(), plan.read_bytes())
         for precision in precisions:
-            found[(name, f"pytorch {device} {precision}")] = torch_runner(torch_module(name, tflite_dir), device, DTYPES[precision])
+            found[(name, f"pytorch {device} {precision}")] = torch_runner(face_module(name, tflite_dir), device, DTYPES[precision])
     return found
 
 

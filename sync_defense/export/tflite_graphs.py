@@ -563,12 +563,23 @@ class RefinedMesh(nn.Module):
         return torch.cat([rows.index_select(1, self.source), irises], dim=1), flag.reshape(batch, 1)
 
 
+TFLITE_FILES = {FACE_DETECTOR: FULL_RANGE.tflite, FACE_MESH: MESH_TFLITE}  # each face graph's file under mediapipe/modules
+
+
+def face_module(name: str, tflite_dir: Path | None = None) -> nn.Module:
+    """The face graph ``name`` as the PyTorch module it is exported from: the raw BlazeFace, or the attention mesh
+    with its refinement (``RefinedMesh``), read from the mediapipe wheel's ``.tflite`` file or its copy in ``tflite_dir``."""
+    relative = TFLITE_FILES[name]
+    path = tflite_dir / Path(relative).name if tflite_dir else mediapipe_model(relative)
+    return RefinedMesh(read_tflite(path)).eval() if name == FACE_MESH else tflite_module(path)
+
+
 def export_face_mesh(out: Path, max_batch: int = MAX_BATCH) -> Path:
     """``out/face_mesh.onnx``: the attention mesh with MediaPipe's custom ops as torch ops and its
     refinement inside (``RefinedMesh``), ``image`` (batch, 192, 192, 3) in [0, 1] -> ``landmarks``
     (batch, 478, 2) in model pixels, ``face_flag`` (batch, 1)."""
     path = out / f"{FACE_MESH}.onnx"
-    export_graph(RefinedMesh(read_tflite(mediapipe_model(MESH_TFLITE))).eval(), face_graph_specs()[FACE_MESH], path, max_batch)
+    export_graph(face_module(FACE_MESH), face_graph_specs()[FACE_MESH], path, max_batch)
     return path
 
 
@@ -576,7 +587,7 @@ def export_face_detector(out: Path, max_batch: int = MAX_BATCH) -> Path:
     """``out/face_detector.onnx``: the raw BlazeFace full-range model, ``image`` (batch, 192, 192, 3) in
     [-1, 1] -> ``raw_boxes`` (batch, 2304, 16), ``raw_scores`` (batch, 2304, 1)."""
     path = out / f"{FACE_DETECTOR}.onnx"
-    export_graph(tflite_module(mediapipe_model(FULL_RANGE.tflite)), face_graph_specs()[FACE_DETECTOR], path, max_batch)
+    export_graph(face_module(FACE_DETECTOR), face_graph_specs()[FACE_DETECTOR], path, max_batch)
     return path
 
 

@@ -196,7 +196,7 @@ class FaceMesh:
 
     def landmarks(self, crops: Sequence[tuple[np.ndarray, Roi]]) -> list[np.ndarray | None]:
         """Each ROI's 478 points ``(478, 2)`` in its frame's pixels, or None where the model sees no face
-        (what ``landmarks._mesh`` answers, one batch for all)."""
+        (what ``landmarks.MediaPipeModels.mesh`` answers, one batch for all)."""
         points, flags = self.run(FACE_MESH, np.stack([mesh_input(rgb, roi) for rgb, roi in crops]), (LANDMARKS, FACE_FLAG))
         present = 1 / (1 + np.exp(-np.clip(flags.reshape(-1).astype(np.float64), -80, 80))) >= MESH_PRESENCE
         return [project(p, roi) if seen else None for p, (_, roi), seen in zip(points, crops, present, strict=True)]
