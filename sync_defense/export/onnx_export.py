@@ -12,11 +12,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from sync_defense import preprocessing
 from sync_defense.artifacts import CHECKPOINT, SAMPLE_VIDEO
 from sync_defense.contract import MAX_BATCH, ModelSpec, graph_specs
 from sync_defense.model.checkpoint import served_model
 from sync_defense.model.network import SyncDetector, graph_modules
-from sync_defense import preprocessing
 from sync_defense.preprocessing import DEFAULT_CONFIG
 
 from .parity import onnx_against_torch, random_inputs
