@@ -127,8 +127,8 @@ def parts(data: bytes, onnx_dir: Path, samples: int = 50) -> tuple[list[Part], f
         Part("mouth texture of every scored frame (blur, colour, flicker)", sum(map(len, scored)),
              median_cpu_s([lambda k=k, t=t: mouth_texture(k, t) for k, t in face_frames])),
         Part("audio: decoding, VAD, log-mel", 1, cpu_s(lambda: read_audio(data, scan.timeline, cfg))),
-        Part("phones of the measured speech (pocketsphinx)", 1,
-             cpu_s(lambda: measured_phones(audio.samples, audio.speech, planned(scored, scan.n_frames), cfg))),
+        Part("phones of the measured speech (pocketsphinx; the server's phones model)", 1,
+             cpu_s(lambda: measured_phones(audio.samples, audio.speech, planned(scored, scan.n_frames), cfg).result())),
         Part("lip-sync test", len(video.apertures), median_cpu_s([lambda a=a: lip_sync(a, video.loudness) for a in video.apertures])),
     ]
     graphs = TimedGraphs(onnx_dir)

@@ -14,7 +14,7 @@ Steps, every result written to ``--out`` as it comes:
    the machine's load hits both; ``verdicts.csv`` compares their answers.
 4. ``perf_analyzer/``: NVIDIA perf_analyzer over gRPC and HTTP at each concurrency, its CSV and
    report kept; ``perf_analyzer.csv`` gathers p50/p90/p99 and throughput, ``composing_models.csv``
-   the per-model breakdown (the BLS-called graphs through ``--bls-composing-models``).
+   the per-model breakdown (the BLS-called graphs and the phone decoder through ``--bls-composing-models``).
 5. ``cost_vs_length.csv``: one request at a time per length (5 s .. 10 min), latency and the peak
    PSS of the server's process tree.
 6. ``latency_vs_throughput.png`` and ``summary.md``.
@@ -217,7 +217,7 @@ def perf_analyzer_run(data_json: Path, model_url: str, protocol: str, concurrenc
         raise RuntimeError("perf_analyzer not found: pip install 'tritonclient[all]==2.51.0'")
     command = [
         exe, "-m", c.ENSEMBLE, "-u", model_url, "-i", protocol, "--input-data", str(data_json),
-        "--bls-composing-models", ",".join(c.GRAPHS), "--concurrency-range", str(concurrency),
+        "--bls-composing-models", ",".join((*c.GRAPHS, c.PHONES)), "--concurrency-range", str(concurrency),
         "--measurement-mode", "count_windows", "--measurement-request-count", str(cfg.perf_window_requests * concurrency),
         "--max-trials", str(PERF_WINDOWS), "--stability-percentage", "100000", "--percentile", "99",
         "-f", str(stem.with_suffix(".csv")), "--verbose-csv",

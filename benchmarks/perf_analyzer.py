@@ -58,7 +58,7 @@ class PerfResult:
 
 def run_perf_analyzer(
     video: Path, url: str, workdir: Path, concurrency: int = 1, requests_per_window: int = 4, max_trials: int = 6,
-    composing: tuple[str, ...] = c.GRAPHS,
+    composing: tuple[str, ...] = (*c.GRAPHS, c.PHONES),
 ) -> PerfResult:
     """One perf_analyzer run at a fixed concurrency; windows of ``requests_per_window`` requests. ``composing``: the
     models the steps call by BLS, reported per model (add ``c.FACE_GRAPHS`` where ``preprocess`` calls them)."""
@@ -99,7 +99,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("build/perf"))
     parser.add_argument("--face-graphs", action="store_true", help="the server's preprocess calls the face graphs (face_models: graphs)")
     args = parser.parse_args()
-    composing = c.GRAPHS + (c.FACE_GRAPHS if args.face_graphs else ())
+    composing = (*c.GRAPHS, c.PHONES) + (c.FACE_GRAPHS if args.face_graphs else ())
     for concurrency in args.concurrency:
         result = run_perf_analyzer(args.video, args.url, args.workdir, concurrency, args.requests, composing=composing)
         print(result.report)

@@ -24,6 +24,10 @@ GRAPHS = (VISUAL_ENCODER, AUDIO_ENCODER, FUSION_CLASSIFIER)  # the exported grap
 FACE_DETECTOR, FACE_MESH = "face_detector", "face_mesh"
 FACE_GRAPHS = (FACE_DETECTOR, FACE_MESH)
 FACE_MODELS = ("mediapipe", "graphs")  # preprocess's ``face_models`` parameter: MediaPipe in its process, or FACE_GRAPHS
+# The phone decoder (pocketsphinx, ``preprocessing.phones``) as a model of its own, which ``preprocess`` calls by BLS before
+# it crops the mouths: the decoder holds the GIL for half a second per 10 s of speech, so in its own process it runs
+# beside the crops and the lip mesh instead of after them.
+PHONES = "phones"
 MAX_BATCH = 32  # the graphs' max_batch_size: ``score`` sends chunks of at most this many rows
 # The largest upload: the client refuses bigger files before sending, ``preprocess`` before decoding
 # (``LimitsConfig.max_upload_bytes``). Triton 2.51 has no request-size flag of its own, so a proxy in
@@ -31,7 +35,7 @@ MAX_BATCH = 32  # the graphs' max_batch_size: ``score`` sends chunks of at most 
 MAX_UPLOAD_BYTES = 256 * 1024 * 1024
 
 VERDICTS = ("real", "fake", "uncertain", "no_face", "no_speech")
-NUMPY_DTYPES = {"FP32": "float32", "INT32": "int32", "UINT8": "uint8", "STRING": "object"}
+NUMPY_DTYPES = {"FP32": "float32", "FP64": "float64", "INT16": "int16", "INT32": "int32", "UINT8": "uint8", "STRING": "object"}
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,8 @@ VERDICT, FAKE_PROBABILITY, CONFIDENCE, RESULT = "VERDICT", "FAKE_PROBABILITY", "
 MOUTHS, MELS = "MOUTHS", "MELS"
 IMAGE, RAW_BOXES, RAW_SCORES, LANDMARKS, FACE_FLAG = "image", "raw_boxes", "raw_scores", "landmarks", "face_flag"
 VISUAL_TOKENS, AUDIO_TOKENS, WINDOW_FAKE_PROBABILITY = "VISUAL_TOKENS", "AUDIO_TOKENS", "WINDOW_FAKE_PROBABILITY"
+SPEECH_PCM, SPEECH_SPANS = "SPEECH_PCM", "SPEECH_SPANS"
+PHONE_LABEL, PHONE_START_S, PHONE_END_S = "PHONE_LABEL", "PHONE_START_S", "PHONE_END_S"
 
 
 def step_specs(pre: PreprocessConfig) -> dict[str, ModelSpec]:
@@ -103,6 +109,14 @@ def graph_specs(pre: PreprocessConfig, d_model: int) -> dict[str, ModelSpec]:
         AUDIO_ENCODER: ModelSpec(AUDIO_ENCODER, (TensorSpec(MELS, (1, pre.audio.n_mels, pre.mel_frames)),), (audio,)),
         FUSION_CLASSIFIER: ModelSpec(FUSION_CLASSIFIER, (visual, audio), (TensorSpec(WINDOW_FAKE_PROBABILITY, (1,)),)),
     }
+
+
+def phones_spec() -> ModelSpec:
+    """The phone decoder: the 16-bit samples of some spans of timeline frames, back to back, and those spans
+    ``[k0, k1)``; out, the phones with their times on the timeline's clock (seconds, float64 as decoded)."""
+    return ModelSpec(PHONES, (TensorSpec(SPEECH_PCM, (-1,), "INT16"), TensorSpec(SPEECH_SPANS, (-1, 2), "INT32")),
+                     (TensorSpec(PHONE_LABEL, (-1,), "STRING"), TensorSpec(PHONE_START_S, (-1,), "FP64"),
+                      TensorSpec(PHONE_END_S, (-1,), "FP64")))
 
 
 FACE_INPUT_PX = 192  # both face models see a 192-px square (BlazeFace full range, the attention mesh)

@@ -40,7 +40,7 @@ def test_load_suite_writes_every_table(benchmark_server: BenchmarkTriton, tmp_pa
     runs = sorted((p, n) for p in ("grpc", "http") for n in QUICK.concurrency)
     assert sorted((r["protocol"], int(r["concurrency"])) for r in perf) == runs
     assert all(float(r["throughput_per_s"]) > 0 and float(r["p99_ms"]) >= float(r["p50_ms"]) > 0 for r in perf)
-    assert {r["model"] for r in read_csv(tmp_path / "composing_models.csv")} == set(c.STEPS) | set(c.GRAPHS)
+    assert {r["model"] for r in read_csv(tmp_path / "composing_models.csv")} == set(c.STEPS) | {c.PHONES} | set(c.GRAPHS)
     assert all((tmp_path / "perf_analyzer" / f"{p}_{perf[0]['video']}_c1.csv").exists() for p in ("grpc", "http"))  # its own CSVs, kept
 
     (length,) = read_csv(tmp_path / "cost_vs_length.csv")

@@ -18,17 +18,19 @@ def test_committed_repository_is_the_generated_one() -> None:
         assert (SOURCE / name / "config.pbtxt").read_text() == text, name
     for name, text in adapters("cpu").items():
         assert (SOURCE / name / "1" / "model.py").read_text() == text, name
-    assert sorted(p.name for p in SOURCE.iterdir() if p.is_dir()) == sorted([c.ENSEMBLE, *c.STEPS, *c.GRAPHS])
+    assert sorted(p.name for p in SOURCE.iterdir() if p.is_dir()) == sorted([c.ENSEMBLE, *c.STEPS, c.PHONES, *c.GRAPHS])
 
 
 def test_profiles_share_pipeline_and_differ_in_the_graph_runtime() -> None:
     cpu = repository_configs("cpu", MODEL_CONFIGS["tiny"], face_models="graphs")
     gpu = repository_configs("gpu", MODEL_CONFIGS["tiny"])
-    assert cpu.keys() == gpu.keys() == {c.ENSEMBLE, *c.STEPS, *c.GRAPHS, *c.FACE_GRAPHS}
+    assert cpu.keys() == gpu.keys() == {c.ENSEMBLE, *c.STEPS, c.PHONES, *c.GRAPHS, *c.FACE_GRAPHS}
     for name in (c.ENSEMBLE, c.SCORE, c.DECISION):
         assert cpu[name] == gpu[name]
-    # Only the preprocess instance count differs among the steps: the GPU node's cores minus one.
+    # Only the preprocess instance count differs among the steps: the GPU node's cores minus one (and the phone
+    # decoder's, which follows it).
     assert gpu[c.PREPROCESS] == cpu[c.PREPROCESS].replace("count: 2", "count: 3")
+    assert gpu[c.PHONES] == cpu[c.PHONES].replace("count: 2", "count: 3")
     assert "count: 15" in repository_configs("gpu", MODEL_CONFIGS["tiny"], cores=16)[c.PREPROCESS]
     for name in c.GRAPHS + c.FACE_GRAPHS:
         assert 'backend: "python"' in cpu[name] and "KIND_CPU" in cpu[name]
@@ -55,7 +57,7 @@ def test_built_repository_has_every_file_triton_needs(all_onnx_dir: Path, tmp_pa
         for graph in c.GRAPHS + c.FACE_GRAPHS:
             assert (out / graph / "1" / "model.onnx").stat().st_size > 10_000
             assert (out / graph / "1" / "model.py").exists() == (profile == "cpu")
-        for step in c.STEPS:
+        for step in (*c.STEPS, c.PHONES):
             assert (out / step / "1" / "model.py").exists()
         assert (out / c.DECISION / "1" / "calibration.json").exists()
         assert (out / c.ENSEMBLE / "1").is_dir()

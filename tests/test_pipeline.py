@@ -175,3 +175,36 @@ def test_faces_and_lips_found_on_worker_threads_equal_the_inline_models(talking_
         for video in callers.map(preprocess_video, [talking_mp4] * 3):
             assert np.array_equal(video.apertures[0], reference.apertures[0], equal_nan=True)
             assert video.phones.labels == reference.phones.labels and len(video.phones.labels) > 20  # a phone decoder per thread
+
+
+def test_phones_are_asked_for_before_the_crops_and_read_after(talking_mp4: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through a runner (the server's ``phones`` model) the speech is sent before pass 2 crops the mouths, so that
+    it is decoded meanwhile; the phones are those decoded in this process."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sync_defense.preprocessing import phones, pipeline
+
+    reference = preprocess_video(talking_mp4)
+    events: list[str] = []
+    crop_mouths = pipeline.crop_mouths
+    monkeypatch.setattr(pipeline, "crop_mouths", lambda *args, **kw: events.append("crops") or crop_mouths(*args, **kw))
+    with ThreadPoolExecutor(1) as elsewhere:
+        def runner(speech: phones.SpeechSpans):  # noqa: ANN202
+            events.append("phones")
+            return elsewhere.submit(phones.decode_speech, speech, CFG)
+
+        monkeypatch.setattr(phones, "_runner", runner)
+        video = preprocess_video(talking_mp4)
+    assert events == ["phones", "crops"]
+    assert video.phones.labels == reference.phones.labels and len(video.phones.labels) > 20
+    assert np.array_equal(video.phones.start_s, reference.phones.start_s) and np.array_equal(video.phones.end_s, reference.phones.end_s)
+
+
+def test_the_phone_decoder_refuses_samples_that_do_not_fill_their_spans() -> None:
+    from sync_defense.preprocessing.phones import SpeechSpans, decode_speech, speech_spans
+
+    audio = np.zeros(10 * CFG.samples_per_frame + 7, np.float32)  # ten frames and a few samples
+    speech = speech_spans(audio, CFG, [(0, 4), (6, 12)])
+    assert speech.spans.tolist() == [[0, 4], [6, 10]] and len(speech.pcm) == 8 * CFG.samples_per_frame  # whole frames only
+    with pytest.raises(ValueError, match="do not fill"):
+        decode_speech(SpeechSpans(speech.pcm[:-1], speech.spans), CFG)

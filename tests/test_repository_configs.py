@@ -93,7 +93,7 @@ def test_every_config_parses_and_matches_graphs_and_contract(profile: str, face_
     repository = build_repository(profile, TINY, all_onnx_dir, tmp_path / profile, face_models=face_models)
     configs = {p.name: _parse(p / "config.pbtxt") for p in repository.iterdir() if p.is_dir()}
     served_face_graphs = c.FACE_GRAPHS if face_graphs else ()
-    assert set(configs) == {c.ENSEMBLE, *c.STEPS, *c.GRAPHS, *served_face_graphs}
+    assert set(configs) == {c.ENSEMBLE, *c.STEPS, c.PHONES, *c.GRAPHS, *served_face_graphs}
     assert all(config.name == name for name, config in configs.items())
     preprocess = {k: v.string_value for k, v in configs[c.PREPROCESS].parameters.items()}
     assert preprocess == {"face_models": "graphs" if face_graphs else "mediapipe"}
@@ -105,6 +105,10 @@ def test_every_config_parses_and_matches_graphs_and_contract(profile: str, face_
         assert _tensors(config.input) == _spec(spec.inputs) and _tensors(config.output) == _spec(spec.outputs)
         assert [g.kind for g in config.instance_group] == [mc.ModelInstanceGroup.KIND_CPU]
     _check_ensemble(configs[c.ENSEMBLE], {name: configs[name] for name in c.STEPS})
+    phones, phones_spec = configs[c.PHONES], c.phones_spec()  # called by preprocess, one instance per preprocess instance
+    assert phones.backend == "python" and phones.max_batch_size == 0
+    assert _tensors(phones.input) == _spec(phones_spec.inputs) and _tensors(phones.output) == _spec(phones_spec.outputs)
+    assert [g.count for g in phones.instance_group] == [g.count for g in configs[c.PREPROCESS].instance_group]
 
     graphs = {**c.graph_specs(DEFAULT_CONFIG, TINY.d_model), **{g: c.face_graph_specs()[g] for g in served_face_graphs}}
     for name, spec in graphs.items():

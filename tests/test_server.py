@@ -8,7 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
 
+from sync_defense import contract as c
 from sync_defense.client import DetectionError, SyncDefenseClient
 from sync_defense.contract import VERDICTS
 from sync_defense.inference.decision import DecisionConfig
@@ -106,6 +108,28 @@ def test_dynamic_batching_merges_concurrent_requests(triton) -> None:
     requests_after, executions_after = counted
     assert requests_after - requests_before == 12
     assert executions_after - executions_before < 12
+
+
+def test_the_phones_model_decodes_each_uploads_speech(triton, talking_mp4: bytes) -> None:
+    """``preprocess`` hands the speech to the ``phones`` model (its answer is checked against the in-process
+    decoder by the PyTorch-reference test above); a request that does not fill its spans gets a clear error."""
+    http = httpclient.InferenceServerClient(f"127.0.0.1:{triton.http_port}")
+
+    def served() -> int:
+        s = http.get_inference_statistics(c.PHONES, headers=triton.admin_headers())["model_stats"][0]
+        return int(s["inference_stats"]["success"]["count"])
+
+    before = served()
+    clients(triton)["grpc"].detect(talking_mp4)
+    deadline = time.monotonic() + 10
+    while served() == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert served() == before + 1
+    pcm, spans = httpclient.InferInput(c.SPEECH_PCM, [5], "INT16"), httpclient.InferInput(c.SPEECH_SPANS, [1, 2], "INT32")
+    pcm.set_data_from_numpy(np.zeros(5, np.int16))
+    spans.set_data_from_numpy(np.array([[0, 1]], np.int32))
+    with pytest.raises(InferenceServerException, match="do not fill"):
+        http.infer(c.PHONES, [pcm, spans])
 
 
 def test_a_second_server_on_taken_ports_refuses_to_start(triton) -> None:

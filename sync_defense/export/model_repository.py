@@ -4,7 +4,8 @@
     python -m sync_defense.export.model_repository --profile gpu --onnx build/onnx --out build/model_repository/gpu
 
 The ensemble is ``preprocess -> score -> decision``; ``score`` (Python BLS) sends the upload's
-pairs to the three graphs in chunks of at most ``MAX_BATCH``. Both profiles share these steps and
+pairs to the three graphs in chunks of at most ``MAX_BATCH``, and ``preprocess`` sends the speech to
+the ``phones`` model (Python) while it crops the mouths. Both profiles share these steps and
 differ only in how the three graphs run and how many instances run them: ``cpu`` runs them in ONNX
 Runtime inside Python-backend models (the CPU server wheel has no ONNX Runtime backend); ``gpu``
 gives them to Triton's ONNX Runtime backend on the GPU (``KIND_GPU``, preferred batch sizes, a
@@ -40,6 +41,8 @@ DEFAULT_FACE_MODELS = {"cpu": "mediapipe", "gpu": "graphs"}
 # Python steps, their adapter class and instance count: preprocessing is the slow step (decoding,
 # faces, VAD), so two uploads are prepared at once; scoring mostly waits on the graphs.
 STEP_ADAPTERS = {c.PREPROCESS: ("PreprocessModel", 2), c.SCORE: ("ScoreModel", 2), c.DECISION: ("DecisionModel", 1)}
+# The phone decoder: one instance per ``preprocess`` instance, each of which has at most one upload's speech in flight.
+PHONES_ADAPTER = "PhonesModel"
 BATCH_DELAY_US = 2000
 # Bounded queues with a clear rejection: past ``STEP_QUEUE`` uploads waiting at a step, or one waiting longer than
 # ``STEP_QUEUE_TIMEOUT_US``, Triton refuses at once (UNAVAILABLE / 503, which the client retries with backoff until
@@ -163,8 +166,9 @@ def repository_configs(
     steps = c.step_specs(pre)
     step_parameters = {c.PREPROCESS: {"face_models": _face_models(profile, face_models)}}
     configs = {c.ENSEMBLE: _ensemble(pre)}
-    configs.update({name: _python_step(steps[name], n, step_parameters.get(name, {}))
-                    for name, n in step_instances(profile, cores).items()})
+    instances = step_instances(profile, cores)
+    configs.update({name: _python_step(steps[name], n, step_parameters.get(name, {})) for name, n in instances.items()})
+    configs[c.PHONES] = _python_step(c.phones_spec(), instances[c.PREPROCESS], {})
     specs = {**c.graph_specs(pre, model.d_model), **c.face_graph_specs()}
     configs.update({name: _graph_step(specs[name], profile) for name in served_graphs(profile, face_models)})
     return configs
@@ -172,8 +176,9 @@ def repository_configs(
 
 def adapters(profile: str, face_models: str | None = None) -> dict[str, str]:
     """The ``model.py`` of every Python-backend model: a one-line import of its adapter class."""
+    python = {name: cls for name, (cls, _) in STEP_ADAPTERS.items()} | {c.PHONES: PHONES_ADAPTER}
     shims = {name: f'"""{GENERATED}"""\n\nfrom sync_defense.serving.triton_models import {cls} as TritonPythonModel\n\n'
-                   '__all__ = ["TritonPythonModel"]\n' for name, (cls, _) in STEP_ADAPTERS.items()}
+                   '__all__ = ["TritonPythonModel"]\n' for name, cls in python.items()}
     if profile == "cpu":
         shims.update({name: f'"""{GENERATED}"""\n\nfrom sync_defense.serving.onnx_graph import OnnxGraphModel as TritonPythonModel\n\n'
                             '__all__ = ["TritonPythonModel"]\n' for name in served_graphs(profile, face_models)})

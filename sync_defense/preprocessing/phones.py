@@ -5,13 +5,15 @@ which are made with the lips shut. The ``pocketsphinx`` wheel carries a US-Engli
 and a phone bigram (``en-us-phone.lm.bin``), so phones are decoded without a word vocabulary and
 without a download. Only the audio of frames whose lips are measured, near speech, is decoded, each
 sample once: 0.4-0.5 s of one core per 10 s of speech here. The decoder is not thread-safe, so each
-thread builds its own (0.13 s, once).
+thread builds its own (0.13 s, once). It holds the GIL while it decodes, so the server runs it as a
+model of its own (``contract.PHONES``, through ``use``), beside the rest of the upload's preprocessing.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,20 +64,39 @@ def near_speech(speech: np.ndarray) -> np.ndarray:
     return np.convolve(np.asarray(speech, np.float64), window, mode="same") > 0
 
 
-def decode_phones(audio: np.ndarray, cfg: PreprocessConfig, spans: Sequence[tuple[int, int]]) -> Phones:
-    """The phones of ``audio`` (float, on the timeline's clock) inside each span of timeline frames ``[k0, k1)``."""
+@dataclass(frozen=True)
+class SpeechSpans:
+    """What the decoder reads: spans ``[k0, k1)`` of timeline frames and their 16-bit samples, back to back
+    (the ``phones`` model's request, ``contract.phones_spec``)."""
+
+    pcm: np.ndarray  # (m,) int16
+    spans: np.ndarray  # (k, 2) int32, each at least one frame long; m = samples_per_frame * sum of their lengths
+
+
+def speech_spans(audio: np.ndarray, cfg: PreprocessConfig, spans: Sequence[tuple[int, int]]) -> SpeechSpans:
+    """The samples of ``audio`` (float, on the timeline's clock) in each span, cut to the whole frames it holds."""
+    per_frame, frames = cfg.samples_per_frame, len(audio) // cfg.samples_per_frame
+    kept = np.array([(k0, min(k1, frames)) for k0, k1 in spans if min(k1, frames) > k0], np.int32).reshape(-1, 2)
+    parts = [audio[k0 * per_frame : k1 * per_frame] for k0, k1 in kept]
+    pcm = (np.clip(np.concatenate([np.zeros(0, np.float32), *parts]), -1.0, 1.0) * 32767).astype(np.int16)
+    return SpeechSpans(pcm, kept)
+
+
+def decode_speech(speech: SpeechSpans, cfg: PreprocessConfig) -> Phones:
+    """The phones of each span, one utterance per span, with their times on the timeline's clock."""
     if cfg.audio.sample_rate != SAMPLE_RATE:
         raise ValueError(f"the phone decoder needs {SAMPLE_RATE}-Hz audio, not {cfg.audio.sample_rate}")
+    spans, per_frame = np.asarray(speech.spans, np.int64).reshape(-1, 2), cfg.samples_per_frame
+    lengths = (spans[:, 1] - spans[:, 0]) * per_frame
+    if np.any(lengths <= 0) or lengths.sum() != len(speech.pcm):
+        raise ValueError(f"{len(speech.pcm)} samples do not fill {len(spans)} spans of {per_frame} samples per frame")
     labels: list[str] = []
     starts: list[float] = []
     ends: list[float] = []
-    decoder, per_frame = _decoder(), cfg.samples_per_frame
-    for k0, k1 in spans:
-        pcm = (np.clip(audio[k0 * per_frame : k1 * per_frame], -1.0, 1.0) * 32767).astype(np.int16)
-        if not pcm.size:
-            continue
+    decoder, bounds = _decoder(), np.concatenate([[0], np.cumsum(lengths)])
+    for (k0, _), a, b in zip(spans, bounds[:-1], bounds[1:], strict=True):
         decoder.start_utt()
-        decoder.process_raw(pcm.tobytes(), full_utt=True)
+        decoder.process_raw(np.ascontiguousarray(speech.pcm[a:b], np.int16).tobytes(), full_utt=True)
         decoder.end_utt()
         offset_s = k0 / cfg.timeline.fps
         for segment in decoder.seg():
@@ -85,12 +106,35 @@ def decode_phones(audio: np.ndarray, cfg: PreprocessConfig, spans: Sequence[tupl
     return Phones(tuple(labels), np.array(starts, np.float64), np.array(ends, np.float64))
 
 
-def measured_phones(samples: np.ndarray, speech: np.ndarray, measured: np.ndarray, cfg: PreprocessConfig) -> Phones:
+def decode_phones(audio: np.ndarray, cfg: PreprocessConfig, spans: Sequence[tuple[int, int]]) -> Phones:
+    """The phones of ``audio`` (float, on the timeline's clock) inside each span of timeline frames ``[k0, k1)``."""
+    return decode_speech(speech_spans(audio, cfg, spans), cfg)
+
+
+# Where the phones are decoded: None in this process; the server's ``preprocess`` sets the ``phones`` model.
+PhoneRunner = Callable[[SpeechSpans], Future[Phones]]
+_runner: PhoneRunner | None = None
+
+
+def use(runner: PhoneRunner | None) -> None:
+    """Decode through ``runner`` from now on (None: in this process); the server does it once, at start."""
+    global _runner
+    _runner = runner
+
+
+def measured_phones(samples: np.ndarray, speech: np.ndarray, measured: np.ndarray, cfg: PreprocessConfig) -> Future[Phones]:
     """The phones the phoneme-viseme check reads: those of the frames whose lips are ``measured`` (per timeline
-    frame), near the ``speech`` the VAD found, from the upload's audio ``samples``."""
-    return decode_phones(samples, cfg, spans_of(measured & near_speech(speech)))
+    frame), near the ``speech`` the VAD found, from the upload's audio ``samples``. Asked for before the mouths
+    are cropped and read after: through a runner they are decoded in another process meanwhile."""
+    wanted = speech_spans(samples, cfg, spans_of(measured & near_speech(speech)))
+    if _runner is not None and len(wanted.spans):
+        return _runner(wanted)
+    done: Future[Phones] = Future()
+    done.set_result(decode_speech(wanted, cfg))
+    return done
 
 
 def warm_up() -> None:
-    """Build this thread's decoder so that a first request does not pay for it."""
-    _decoder()
+    """Build this thread's decoder so that a first request does not pay for it (unless a runner decodes)."""
+    if _runner is None:
+        _decoder()

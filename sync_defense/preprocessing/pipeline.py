@@ -54,7 +54,7 @@ class PreparedVideo:
     loudness: np.ndarray  # (n,) float32 dBFS per timeline frame
     lips: tuple[np.ndarray, ...]  # per track, (n, len(landmarks.LIP_SHAPE)) float32 lip shape per timeline frame (NaN: not measured)
     textures: tuple[np.ndarray, ...]  # per track, (n, len(texture.TEXTURE)) float32 the mouth's texture per frame (NaN: not measured)
-    phones: Phones  # the speech's phones over the measured frames (``phones.decode_phones``)
+    phones: Phones  # the speech's phones over the measured frames (``phones.measured_phones``)
     tracks: tuple[FaceTrack, ...]
     n_frames: int
     sampled: bool  # windows were sampled (the video is longer than the cost cap)
@@ -91,6 +91,7 @@ def preprocess_video(data: bytes, cfg: PreprocessConfig = DEFAULT_CONFIG) -> Pre
     on_screen = [face_windows(t, cfg, scan.spans) for t in tracks]
     starts = [sample_windows(s, speech_fraction(audio.speech, s, cfg), cfg) for s in on_screen]
     plans = [CropPlan.of(t, window_frames(s, cfg), n_frames) for t, s in zip(tracks, starts, strict=True)]
+    phones = measured_phones(audio.samples, audio.speech, planned((p.frames for p in plans), n_frames), cfg)
     mouths = crop_mouths(frames_of(data, scan, plans, cfg), plans, n_frames, cfg, measure=True)
     in_window = np.arange(cfg.timeline.clip_frames)
     windows = np.zeros((0, cfg.timeline.clip_frames, cfg.mouth.crop_size, cfg.mouth.crop_size, 3), np.uint8)
@@ -105,7 +106,7 @@ def preprocess_video(data: bytes, cfg: PreprocessConfig = DEFAULT_CONFIG) -> Pre
         window_speech=speech_fraction(audio.speech, window_start, cfg), window_motion=mouth_motion(windows), mel=audio.mel,
         loudness=audio.loudness, lips=tuple(on_timeline(p, m.lips, n_frames) for p, m in zip(plans, mouths, strict=True)),
         textures=tuple(on_timeline(p, m.texture, n_frames) for p, m in zip(plans, mouths, strict=True)),
-        phones=measured_phones(audio.samples, audio.speech, planned((p.frames for p in plans), n_frames), cfg),
+        phones=phones.result(),
         tracks=tracks, n_frames=n_frames,
         sampled=scan.spans is not None or any(len(s) > cfg.limits.max_windows_per_face for s in on_screen),
     )

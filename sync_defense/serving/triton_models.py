@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 from collections.abc import Sequence
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ import triton_python_backend_utils as pb_utils
 
 from sync_defense import contract as c
 from sync_defense.inference.decision import DecisionConfig
-from sync_defense.preprocessing import DEFAULT_CONFIG, landmarks, warm_up
+from sync_defense.preprocessing import DEFAULT_CONFIG, landmarks, phones, warm_up
 
 from .decision_step import decide
 from .errors import StepError, client_message
@@ -27,6 +28,10 @@ from .score_step import score
 from .watchdog import StubWatchdog, terminate_server
 
 CALIBRATION_FILE = "calibration.json"  # beside model.py in the decision step's version folder
+
+
+# The Python-backend models of a repository that are not ONNX graphs: the ensemble's steps and the phone decoder.
+SPECS = {**c.step_specs(DEFAULT_CONFIG), c.PHONES: c.phones_spec()}
 
 
 def _inputs(request, spec: c.ModelSpec) -> dict[str, np.ndarray]:
@@ -59,7 +64,7 @@ class _Step:
     name: str
 
     def initialize(self, args: dict) -> None:
-        self.spec = c.step_specs(DEFAULT_CONFIG)[self.name]
+        self.spec = SPECS[self.name]
         self.version_dir = Path(args["model_repository"]) / args["model_version"]
         server = os.getppid()
         self.watchdog = StubWatchdog(server, terminate_server(server, pb_utils.Logger.log_error)).start()
@@ -75,9 +80,10 @@ class _Step:
 
 
 class PreprocessModel(_Step):
-    """Runs the pipeline on a worker thread, so that this step's event loop is free for the face graphs'
-    BLS calls when it serves them as graphs (parameter ``face_models``: ``graphs``; the default
-    ``mediapipe`` runs MediaPipe in this process, the cheaper choice on a CPU node)."""
+    """Runs the pipeline on a worker thread, so that this step's event loop is free for its BLS calls: the
+    ``phones`` model, which decodes the speech while the pipeline crops the mouths, and the face graphs
+    when it serves them as graphs (parameter ``face_models``: ``graphs``; the default ``mediapipe`` runs
+    MediaPipe in this process, the cheaper choice on a CPU node)."""
 
     name = c.PREPROCESS
 
@@ -88,14 +94,21 @@ class PreprocessModel(_Step):
             raise ValueError(f"preprocess: face_models must be one of {c.FACE_MODELS}, not {face_models!r}")
         if face_models == "graphs":
             landmarks.use(landmarks.GraphModels(self._run_face_graph))
+        phones.use(self._start_phones)
         self.loop: asyncio.AbstractEventLoop | None = None
         warm_up()
 
-    def _run_face_graph(self, graph: str, batch: np.ndarray, outputs: Sequence[str]) -> list[np.ndarray]:
-        """A face graph through BLS, called from the pipeline's threads: the request is made on the loop."""
+    def _on_loop(self, call) -> Future:
+        """A BLS coroutine started from the pipeline's threads: the request is made on this step's loop."""
         if self.loop is None:
-            raise StepError("the face graphs are called outside a request")
-        return asyncio.run_coroutine_threadsafe(_bls(graph, {c.IMAGE: batch}, outputs), self.loop).result()
+            raise StepError("another model was called outside a request")
+        return asyncio.run_coroutine_threadsafe(call, self.loop)
+
+    def _run_face_graph(self, graph: str, batch: np.ndarray, outputs: Sequence[str]) -> list[np.ndarray]:
+        return self._on_loop(_bls(graph, {c.IMAGE: batch}, outputs)).result()
+
+    def _start_phones(self, speech: phones.SpeechSpans) -> Future[phones.Phones]:
+        return self._on_loop(_decode_phones(speech))
 
     async def execute(self, requests: list) -> list:
         self.loop = asyncio.get_running_loop()
@@ -105,6 +118,39 @@ class PreprocessModel(_Step):
         try:
             return _response(await asyncio.to_thread(preprocess, _inputs(request, self.spec)[c.VIDEO]))
         except Exception as exc:  # one request fails, never the server
+            return self._failure(exc)
+
+
+async def _decode_phones(speech: phones.SpeechSpans) -> phones.Phones:
+    labels, start_s, end_s = await _bls(c.PHONES, {c.SPEECH_PCM: speech.pcm, c.SPEECH_SPANS: speech.spans},
+                                        [c.PHONE_LABEL, c.PHONE_START_S, c.PHONE_END_S])
+    return phones.Phones(tuple(label.decode() for label in labels.reshape(-1)), start_s.reshape(-1), end_s.reshape(-1))
+
+
+class PhonesModel(_Step):
+    """The speech's phones (``preprocessing.phones``) for ``preprocess``, in a process of their own: pocketsphinx
+    holds the GIL while it decodes, so here it runs beside the upload's crops and lip mesh, not after them."""
+
+    name = c.PHONES
+
+    def initialize(self, args: dict) -> None:
+        super().initialize(args)
+        phones.warm_up()
+
+    def execute(self, requests: list) -> list:
+        return [self._respond(r) for r in requests]
+
+    def _respond(self, request) -> pb_utils.InferenceResponse:
+        try:
+            inputs = _inputs(request, self.spec)
+            speech = phones.SpeechSpans(inputs[c.SPEECH_PCM], inputs[c.SPEECH_SPANS])
+            try:
+                found = phones.decode_speech(speech, DEFAULT_CONFIG)
+            except ValueError as exc:  # samples that do not fill their spans: this request breaks the contract
+                raise StepError(str(exc)) from exc
+            return _response({c.PHONE_LABEL: np.array([label.encode() for label in found.labels], dtype=np.object_),
+                              c.PHONE_START_S: found.start_s, c.PHONE_END_S: found.end_s})
+        except Exception as exc:
             return self._failure(exc)
 
 
