@@ -3,9 +3,9 @@ then print the modules loaded: ``python served_step_probe.py REPOSITORY VIDEO CO
 
 Each model's generated ``model.py`` is loaded from the repository, ``initialize`` d with the arguments
 the backend passes, and one upload goes through ``execute`` of preprocess (whose BLS call reaches the
-phones model loaded here), score (whose BLS calls reach the three graph models) and decision. So an import made inside a function that the steps
-call at start-up or on a request is seen, not only those at the top of a module. Run by
-``tests/test_layers.py`` in a fresh interpreter. ``triton_python_backend_utils`` exists only inside the
+phones model loaded here), score (whose BLS calls reach the three graph models) and decision. So an
+import made inside a function that the steps call at start-up or on a request is seen, not only those
+at the top of a module. Run by ``tests/test_layers.py`` in a fresh interpreter. ``triton_python_backend_utils`` exists only inside the
 server's stub; the few names the steps use are given here, routing requests between the models.
 """
 
