@@ -19,7 +19,6 @@ import io
 import multiprocessing as mp
 import queue
 import random
-import resource
 import sys
 import time
 from collections import Counter
@@ -86,6 +85,14 @@ def nth_case(seed: int, n: int) -> bytes:
     return data
 
 
+def peak_rss_mib() -> float:
+    """This process's own peak resident memory (``VmHWM``). Not ``getrusage``'s ``ru_maxrss``: Linux keeps
+    that across ``execve``, so a spawned worker would report its parent's size at the fork (the test
+    suite's, 2 GiB late in a run) instead of its own."""
+    status = Path("/proc/self/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1]) / 1024
+
+
 def _worker(cases: mp.Queue, results: mp.Queue, budget_s: float) -> None:
     """Runs cases until told to stop; reports the outcome and its own peak memory after each."""
     from sync_defense.preprocessing import MediaError
@@ -101,7 +108,7 @@ def _worker(cases: mp.Queue, results: mp.Queue, budget_s: float) -> None:
             outcome = "refused"
         except Exception as exc:  # the finding: anything but a clear refusal
             outcome = f"error: {type(exc).__name__}: {exc}"[:300]
-        results.put((outcome, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+        results.put((outcome, peak_rss_mib()))
 
 
 @dataclass

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import random
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from benchmarks.fuzz_decode import fuzz, mutate, nth_case, seeds
+from benchmarks.fuzz_decode import fuzz, mutate, nth_case, peak_rss_mib, seeds
 from sync_defense.preprocessing import MediaError
 from sync_defense.serving.preprocess_step import preprocess
 
@@ -27,6 +28,14 @@ def test_mutated_uploads_are_answered_or_refused_never_crash_hang_or_blow_up(tmp
     report = fuzz(seconds=20, seed=1, save=tmp_path)
     assert report.cases >= 5 and report.ok, report.failures
     assert report.outcomes["refused"] > 0
+
+
+def test_a_workers_peak_memory_is_its_own_not_its_parents() -> None:
+    """The bound is on the worker: a parent holding 1 GiB (as the test suite does late in a run) does not count."""
+    ballast = np.ones(2**27)  # 1 GiB, touched
+    with mp.get_context("spawn").Pool(1) as pool:
+        worker_mib = pool.apply(peak_rss_mib)
+    assert peak_rss_mib() > ballast.nbytes / 2**20 > 4 * worker_mib
 
 
 @pytest.mark.parametrize("seed, n", [(7, 13), (7, 49)])
