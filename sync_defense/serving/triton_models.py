@@ -143,13 +143,11 @@ class PhonesModel(_Step):
     def _respond(self, request) -> pb_utils.InferenceResponse:
         try:
             inputs = _inputs(request, self.spec)
-            speech = phones.SpeechSpans(inputs[c.SPEECH_PCM], inputs[c.SPEECH_SPANS])
-            try:
-                found = phones.decode_speech(speech, DEFAULT_CONFIG)
-            except ValueError as exc:  # samples that do not fill their spans: this request breaks the contract
-                raise StepError(str(exc)) from exc
+            found = phones.decode_speech(phones.SpeechSpans(inputs[c.SPEECH_PCM], inputs[c.SPEECH_SPANS]), DEFAULT_CONFIG)
             return _response({c.PHONE_LABEL: np.array([label.encode() for label in found.labels], dtype=np.object_),
                               c.PHONE_START_S: found.start_s, c.PHONE_END_S: found.end_s})
+        except ValueError as exc:  # samples that do not fill their spans: this request breaks the contract
+            return self._failure(StepError(str(exc)))
         except Exception as exc:
             return self._failure(exc)
 
