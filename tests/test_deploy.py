@@ -24,6 +24,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sync_defense.preprocessing.config import HWACCEL_ENV, HWACCELS
+
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
@@ -172,6 +174,22 @@ def test_triton_has_nvidia_limits_a_real_inference_health_check_and_a_place_for_
     assert triton["healthcheck"]["test"] == ["CMD", *LIVENESS]
     assert triton["environment"]["SYNC_DEFENSE_TRITON_ARGS"] == "${SYNC_DEFENSE_TRITON_ARGS:-}"
     assert "SYNC_DEFENSE_TRITON_ARGS" in (DEPLOY / "bin" / "sync-defense-serve").read_text()
+
+
+def _driver_capabilities(value: str) -> set[str]:
+    return set(value.split(","))
+
+
+def test_nvdec_decoding_reaches_the_container_when_the_operator_opts_in() -> None:
+    # The opt-in reaches the Python steps (which read HWACCEL_ENV), and the container toolkit mounts NVDEC's library.
+    environment = _compose()["services"]["triton"]["environment"]
+    assert _interpolate(environment[HWACCEL_ENV]) == HWACCELS[0]
+    assert _interpolate(environment[HWACCEL_ENV], {HWACCEL_ENV: "cuda"}) == "cuda" in HWACCELS
+    assert _driver_capabilities(environment["NVIDIA_DRIVER_CAPABILITIES"]) >= {"compute", "utility", "video"}
+    (triton,) = _kind("Deployment")["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in triton["env"]}
+    assert env[HWACCEL_ENV] in HWACCELS
+    assert _driver_capabilities(env["NVIDIA_DRIVER_CAPABILITIES"]) >= {"compute", "utility", "video"}
 
 
 def test_bench_and_monitoring_profiles() -> None:
