@@ -119,6 +119,11 @@ def phones_spec() -> ModelSpec:
                       TensorSpec(PHONE_END_S, (-1,), "FP64")))
 
 
+def python_specs(pre: PreprocessConfig) -> dict[str, ModelSpec]:
+    """Every Python-backend model of a repository: the ensemble's steps and the phone decoder ``preprocess`` calls."""
+    return {**step_specs(pre), PHONES: phones_spec()}
+
+
 FACE_INPUT_PX = 192  # both face models see a 192-px square (BlazeFace full range, the attention mesh)
 DETECTOR_ANCHORS = 2304  # BlazeFace full range: one anchor per cell of its 48 x 48 feature map
 MESH_POINTS = 478  # the attention mesh: 468 points, lips and eyes refined, and 10 iris points

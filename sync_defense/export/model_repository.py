@@ -38,11 +38,11 @@ PROFILES = ("cpu", "gpu")
 # batched graphs of the repository, called through BLS, on the GPU on a GPU node; ``mediapipe`` runs MediaPipe in the
 # step's process, which costs less CPU where there is no GPU to give them to (docs/performance.md).
 DEFAULT_FACE_MODELS = {"cpu": "mediapipe", "gpu": "graphs"}
-# Python steps, their adapter class and instance count: preprocessing is the slow step (decoding,
-# faces, VAD), so two uploads are prepared at once; scoring mostly waits on the graphs.
-STEP_ADAPTERS = {c.PREPROCESS: ("PreprocessModel", 2), c.SCORE: ("ScoreModel", 2), c.DECISION: ("DecisionModel", 1)}
-# The phone decoder: one instance per ``preprocess`` instance, each of which has at most one upload's speech in flight.
-PHONES_ADAPTER = "PhonesModel"
+# The Python-backend models (``contract.python_specs``) and their adapter classes.
+PYTHON_ADAPTERS = {c.PREPROCESS: "PreprocessModel", c.SCORE: "ScoreModel", c.DECISION: "DecisionModel", c.PHONES: "PhonesModel"}
+# Instances of each step: preprocessing is the slow step (decoding, faces, VAD), so two uploads are prepared at
+# once; scoring mostly waits on the graphs. The phone decoder follows ``preprocess`` (``python_instances``).
+STEP_INSTANCES = {c.PREPROCESS: 2, c.SCORE: 2, c.DECISION: 1}
 BATCH_DELAY_US = 2000
 # Bounded queues with a clear rejection: past ``STEP_QUEUE`` uploads waiting at a step, or one waiting longer than
 # ``STEP_QUEUE_TIMEOUT_US``, Triton refuses at once (UNAVAILABLE / 503, which the client retries with backoff until
@@ -134,13 +134,14 @@ def _ensemble(pre: PreprocessConfig) -> str:
     )
 
 
-def step_instances(profile: str, cores: int) -> dict[str, int]:
-    """Instances of each Python step. On a GPU node the graphs are fast and preprocessing (one core per upload)
-    is the bottleneck: one instance per core, one core left for ``score``, ``decision`` and Triton itself."""
-    counts = {name: instances for name, (_, instances) in STEP_ADAPTERS.items()}
+def python_instances(profile: str, cores: int) -> dict[str, int]:
+    """Instances of each Python-backend model. On a GPU node the graphs are fast and preprocessing (one core per
+    upload) is the bottleneck: one instance per core, one core left for ``score``, ``decision`` and Triton itself.
+    The phone decoder has one instance per ``preprocess`` instance, each of which has one upload's speech in flight."""
+    counts = dict(STEP_INSTANCES)
     if profile == "gpu":
         counts[c.PREPROCESS] = max(1, cores - 1)
-    return counts
+    return counts | {c.PHONES: counts[c.PREPROCESS]}
 
 
 def _face_models(profile: str, face_models: str | None) -> str:
@@ -163,12 +164,11 @@ def repository_configs(
     ``face_models``: where ``preprocess`` runs the face models, ``DEFAULT_FACE_MODELS`` of the profile if None)."""
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {PROFILES}")
-    steps = c.step_specs(pre)
-    step_parameters = {c.PREPROCESS: {"face_models": _face_models(profile, face_models)}}
+    python = c.python_specs(pre)
+    parameters = {c.PREPROCESS: {"face_models": _face_models(profile, face_models)}}
     configs = {c.ENSEMBLE: _ensemble(pre)}
-    instances = step_instances(profile, cores)
-    configs.update({name: _python_step(steps[name], n, step_parameters.get(name, {})) for name, n in instances.items()})
-    configs[c.PHONES] = _python_step(c.phones_spec(), instances[c.PREPROCESS], {})
+    instances = python_instances(profile, cores)
+    configs.update({name: _python_step(python[name], n, parameters.get(name, {})) for name, n in instances.items()})
     specs = {**c.graph_specs(pre, model.d_model), **c.face_graph_specs()}
     configs.update({name: _graph_step(specs[name], profile) for name in served_graphs(profile, face_models)})
     return configs
@@ -176,9 +176,8 @@ def repository_configs(
 
 def adapters(profile: str, face_models: str | None = None) -> dict[str, str]:
     """The ``model.py`` of every Python-backend model: a one-line import of its adapter class."""
-    python = {name: cls for name, (cls, _) in STEP_ADAPTERS.items()} | {c.PHONES: PHONES_ADAPTER}
     shims = {name: f'"""{GENERATED}"""\n\nfrom sync_defense.serving.triton_models import {cls} as TritonPythonModel\n\n'
-                   '__all__ = ["TritonPythonModel"]\n' for name, cls in python.items()}
+                   '__all__ = ["TritonPythonModel"]\n' for name, cls in PYTHON_ADAPTERS.items()}
     if profile == "cpu":
         shims.update({name: f'"""{GENERATED}"""\n\nfrom sync_defense.serving.onnx_graph import OnnxGraphModel as TritonPythonModel\n\n'
                             '__all__ = ["TritonPythonModel"]\n' for name in served_graphs(profile, face_models)})

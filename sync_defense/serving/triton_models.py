@@ -31,7 +31,7 @@ CALIBRATION_FILE = "calibration.json"  # beside model.py in the decision step's 
 
 
 # The Python-backend models of a repository that are not ONNX graphs: the ensemble's steps and the phone decoder.
-SPECS = {**c.step_specs(DEFAULT_CONFIG), c.PHONES: c.phones_spec()}
+SPECS = c.python_specs(DEFAULT_CONFIG)
 
 
 def _inputs(request, spec: c.ModelSpec) -> dict[str, np.ndarray]:
