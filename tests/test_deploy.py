@@ -24,6 +24,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sync_defense.export.model_repository import DEFAULT_GPU_CORES
+from sync_defense.export.node_cores import CORES_ENV
 from sync_defense.preprocessing.config import HWACCEL_ENV, HWACCELS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -190,6 +192,19 @@ def test_nvdec_decoding_reaches_the_container_when_the_operator_opts_in() -> Non
     env = {e["name"]: e["value"] for e in triton["env"]}
     assert env[HWACCEL_ENV] in HWACCELS
     assert _driver_capabilities(env["NVIDIA_DRIVER_CAPABILITIES"]) >= {"compute", "utility", "video"}
+
+
+def test_the_engine_build_step_sizes_the_python_models_for_the_triton_container() -> None:
+    # Compose: every core of the node unless the operator says; Kubernetes: the Triton container's CPU request.
+    environment = _compose()["services"]["engine-build"]["environment"]
+    assert _interpolate(environment[CORES_ENV]) == "" and _interpolate(environment[CORES_ENV], {CORES_ENV: "12"}) == "12"
+    pod = _kind("Deployment")["spec"]["template"]["spec"]
+    (init,), (triton,) = pod["initContainers"], pod["containers"]
+    (cores,) = [e["valueFrom"]["resourceFieldRef"] for e in init["env"] if e["name"] == CORES_ENV]
+    assert cores == {"containerName": triton["name"], "resource": "requests.cpu", "divisor": "1"}
+    assert int(triton["resources"]["requests"]["cpu"]) == DEFAULT_GPU_CORES  # what the image's repository assumes
+    engine_build = (DEPLOY / "bin" / "sync-defense-engine-build").read_text()
+    assert engine_build.index("sync_defense.export.node_cores") < engine_build.index("SYNC_DEFENSE_TENSORRT:-1")
 
 
 def test_bench_and_monitoring_profiles() -> None:

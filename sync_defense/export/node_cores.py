@@ -1,0 +1,88 @@
+"""The Python models' instances for the cores of the node that serves them (the engine-build step).
+
+    python -m sync_defense.export.node_cores --repository /models [--cores N]
+
+The image carries a GPU-profile repository written when the image was built, for
+``model_repository.DEFAULT_GPU_CORES`` cores: 3 ``preprocess`` instances, whatever the node. On a GPU
+node the cores are what bounds throughput (the graphs run on the GPU; an upload's preprocessing
+takes about 2 CPU-seconds, ``docs/performance.md``), so a 16-core node served by that repository
+would prepare 3 uploads at once and leave most of its cores idle. Before Triton starts,
+``deploy/bin/sync-defense-engine-build`` runs this over the repository it just copied: the Python
+models' ``config.pbtxt`` are written again, by the generator, for the cores this container may use
+(``preprocess`` on all but one, ``phones`` following it), so they are exactly what ``python -m
+sync_defense.export.model_repository --profile gpu --cores N`` writes.
+
+The cores are ``--cores``, else ``SYNC_DEFENSE_CORES`` (the Kubernetes Deployment sets it from the
+Triton container's CPU request), else the CPUs this process may run on, capped by its cgroup's CPU
+quota (a container started with ``--cpus``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from pathlib import Path
+
+from sync_defense import contract as c
+
+from .model_repository import python_configs, python_instances
+
+CORES_ENV = "SYNC_DEFENSE_CORES"
+CGROUP = Path("/sys/fs/cgroup")
+
+
+def cgroup_cpu_quota(root: Path = CGROUP) -> float | None:
+    """The cgroup's CPU quota in CPUs (cgroup v2 ``cpu.max``, else v1 ``cpu.cfs_quota_us``), None without one."""
+    v2 = root / "cpu.max"
+    if v2.is_file():
+        quota, period = v2.read_text().split()
+        return None if quota == "max" else int(quota) / int(period)
+    v1 = root / "cpu"
+    if (v1 / "cpu.cfs_quota_us").is_file():
+        quota_us = int((v1 / "cpu.cfs_quota_us").read_text())
+        return None if quota_us < 0 else quota_us / int((v1 / "cpu.cfs_period_us").read_text())
+    return None
+
+
+def available_cores(root: Path = CGROUP) -> int:
+    """The CPUs this process may run on, capped by its cgroup's quota (rounded up: 2.5 CPUs keep 3 busy in turn)."""
+    cores = len(os.sched_getaffinity(0))
+    quota = cgroup_cpu_quota(root)
+    return cores if quota is None else max(1, min(cores, math.ceil(quota)))
+
+
+def node_cores(explicit: int | None = None) -> int:
+    """``explicit``, else ``SYNC_DEFENSE_CORES``, else ``available_cores()``."""
+    value = explicit if explicit is not None else os.environ.get(CORES_ENV) or available_cores()
+    try:
+        cores = int(value)
+    except ValueError:
+        raise ValueError(f"{CORES_ENV} must be a whole number of cores, not {value!r}") from None
+    if cores < 1:
+        raise ValueError(f"the node's cores must be at least 1, not {cores}")
+    return cores
+
+
+def fit_to_node(repository: Path, cores: int) -> dict[str, int]:
+    """Rewrite the Python models' configs of the GPU-profile ``repository`` for ``cores``; their instance counts."""
+    if (repository / c.VISUAL_ENCODER / "1" / "model.py").exists():
+        raise ValueError(f"{repository} is a CPU-profile repository: its instances do not follow the node's cores")
+    face_models = "graphs" if (repository / c.FACE_MESH).is_dir() else "mediapipe"
+    for name, text in python_configs("gpu", cores=cores, face_models=face_models).items():
+        (repository / name / "config.pbtxt").write_text(text)
+    return python_instances("gpu", cores)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repository", type=Path, required=True, help="a GPU-profile repository, rewritten in place")
+    parser.add_argument("--cores", type=int, help=f"default: ${CORES_ENV}, else the CPUs this container may use")
+    args = parser.parse_args(argv)
+    cores = node_cores(args.cores)
+    instances = fit_to_node(args.repository, cores)
+    print(f"node_cores: {cores} cores: " + ", ".join(f"{name} x{n}" for name, n in instances.items()))
+
+
+if __name__ == "__main__":
+    main()
