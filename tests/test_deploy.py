@@ -24,8 +24,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sync_defense.export.model_repository import DEFAULT_GPU_CORES
-from sync_defense.export.node_cores import CORES_ENV
+from sync_defense.export.model_repository import DEFAULT_GPU_CORES, write_sources
+from sync_defense.export.node_cores import CORES_ENV, fit_to_node, shm_bound
+from sync_defense.model.config import MODEL_CONFIGS
 from sync_defense.preprocessing.config import HWACCEL_ENV, HWACCELS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -171,7 +172,7 @@ def test_ports_listen_on_loopback_unless_the_operator_opts_in() -> None:
 def test_triton_has_nvidia_limits_a_real_inference_health_check_and_a_place_for_its_flags() -> None:
     triton = _compose()["services"]["triton"]
     assert triton["command"] == ["sync-defense-serve"]
-    assert triton["shm_size"] == "2gb"
+    assert _interpolate(triton["shm_size"]) == "8gb" and _interpolate(triton["shm_size"], {"SYNC_DEFENSE_SHM_SIZE": "16gb"}) == "16gb"
     assert triton["ulimits"] == {"memlock": -1, "stack": 67108864}
     assert triton["healthcheck"]["test"] == ["CMD", *LIVENESS]
     assert triton["environment"]["SYNC_DEFENSE_TRITON_ARGS"] == "${SYNC_DEFENSE_TRITON_ARGS:-}"
@@ -205,6 +206,22 @@ def test_the_engine_build_step_sizes_the_python_models_for_the_triton_container(
     assert int(triton["resources"]["requests"]["cpu"]) == DEFAULT_GPU_CORES  # what the image's repository assumes
     engine_build = (DEPLOY / "bin" / "sync-defense-engine-build").read_text()
     assert engine_build.index("sync_defense.export.node_cores") < engine_build.index("SYNC_DEFENSE_TENSORRT:-1")
+
+
+def test_shared_memory_fits_the_instances_each_deployment_sizes_for(tmp_path: Path) -> None:
+    # Compose's default fits a 16-core node's repository, the Deployment's dshm its CPU request's (shm_bound).
+    def fitted(cores: int) -> int:
+        repository = tmp_path / str(cores)
+        write_sources(repository, "gpu", MODEL_CONFIGS["tiny"])
+        fit_to_node(repository, cores)
+        return shm_bound(repository)
+
+    compose = _interpolate(_compose()["services"]["triton"]["shm_size"])
+    assert compose.endswith("gb") and int(compose[:-2]) * 1024**3 >= fitted(16)
+    pod = _kind("Deployment")["spec"]["template"]["spec"]
+    (dshm,) = [v["emptyDir"]["sizeLimit"] for v in pod["volumes"] if v["name"] == "dshm"]
+    assert dshm.endswith("Gi") and int(dshm[:-2]) * 1024**3 >= fitted(int(pod["containers"][0]["resources"]["requests"]["cpu"]))
+    assert "node_cores --repository \"$repository\" --check-shm" in (DEPLOY / "bin" / "sync-defense-serve").read_text()
 
 
 def test_bench_and_monitoring_profiles() -> None:

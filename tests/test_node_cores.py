@@ -12,7 +12,16 @@ import pytest
 
 from sync_defense import contract as c
 from sync_defense.export.model_repository import DEFAULT_GPU_CORES, write_sources
-from sync_defense.export.node_cores import CORES_ENV, available_cores, cgroup_cpu_quota, fit_to_node, node_cores
+from sync_defense.export.node_cores import (
+    CORES_ENV,
+    REGION_SLACK,
+    available_cores,
+    cgroup_cpu_quota,
+    fit_to_node,
+    node_cores,
+    shm_bound,
+    shm_warning,
+)
 from sync_defense.model.config import MODEL_CONFIGS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,6 +84,17 @@ def test_a_fitted_repository_is_what_the_generator_writes_for_those_cores(tmp_pa
     assert _instances(image, c.PREPROCESS) == DEFAULT_GPU_CORES - 1
 
 
+def test_the_shared_memory_bound_counts_an_upload_per_preprocess_instance(tmp_path: Path) -> None:
+    write_sources(tmp_path, "gpu", TINY)  # 3 preprocess, 3 phones, 2 score, 1 decision
+    assert shm_bound(tmp_path) == 9 * REGION_SLACK + 3 * c.MAX_UPLOAD_BYTES
+    fit_to_node(tmp_path, 16)  # 15, 15, 2, 1
+    bound = shm_bound(tmp_path)
+    assert bound == 33 * REGION_SLACK + 15 * c.MAX_UPLOAD_BYTES
+    assert shm_warning(tmp_path, bound) is None
+    warning = shm_warning(tmp_path, 2 * 1024**3)
+    assert warning is not None and "may need 5.8 GiB" in warning and CORES_ENV in warning
+
+
 def test_a_cpu_repository_is_refused(tmp_path: Path) -> None:
     write_sources(tmp_path, "cpu", TINY)
     before = _files(tmp_path)
@@ -98,3 +118,14 @@ def test_the_engine_build_step_fits_the_repository_it_copies(tmp_path: Path) -> 
     assert "8 cores: preprocess x7" in result.stdout
     assert _instances(models, c.PREPROCESS) == _instances(models, c.PHONES) == 7
     assert _instances(image, c.PREPROCESS) == DEFAULT_GPU_CORES - 1  # the image's copy is left as it was
+
+
+def test_the_serve_step_warns_when_shared_memory_is_short(tmp_path: Path) -> None:
+    write_sources(tmp_path, "gpu", TINY)
+    fit_to_node(tmp_path, 10_000)  # more than any /dev/shm here holds
+    run = [sys.executable, "-m", "sync_defense.export.node_cores", "--repository", str(tmp_path), "--check-shm"]
+    result = subprocess.run(run, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert result.returncode == 0 and "warning: /dev/shm holds" in result.stderr and "large uploads may fail" in result.stderr
+    fit_to_node(tmp_path, 1)
+    result = subprocess.run(run, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert result.returncode == 0 and "/dev/shm fits" in result.stdout and not result.stderr

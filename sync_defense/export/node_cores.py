@@ -15,6 +15,13 @@ sync_defense.export.model_repository --profile gpu --cores N`` writes.
 The cores are ``--cores``, else ``SYNC_DEFENSE_CORES`` (the Kubernetes Deployment sets it from the
 Triton container's CPU request), else the CPUs this process may run on, capped by its cgroup's CPU
 quota (a container started with ``--cpus``).
+
+More instances need more ``/dev/shm``: each Python-backend instance exchanges tensors through a
+shared-memory region that grows to its largest request and does not shrink, and ``preprocess``
+receives the upload itself (a 200-MiB upload grew its region from 16 to 224 MiB). ``--check-shm``
+(``deploy/bin/sync-defense-serve`` runs it before Triton starts) warns when ``/dev/shm`` is smaller
+than ``shm_bound`` of the repository, so an operator raises ``shm_size`` or the pod's ``dshm``
+rather than meeting failed large uploads later.
 """
 
 from __future__ import annotations
@@ -22,14 +29,21 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 from pathlib import Path
 
 from sync_defense import contract as c
+from sync_defense.preprocessing.config import DEFAULT_CONFIG
 
 from .model_repository import python_configs, python_instances
+from .tensorrt_engines import read_config
 
 CORES_ENV = "SYNC_DEFENSE_CORES"
 CGROUP = Path("/sys/fs/cgroup")
+MIB = 1024 * 1024
+# A region's growth past its largest tensors (16-MiB steps) and what an instance holds without an upload in it: the
+# regions of the CPU repository's stubs were 16 and 48 MiB after 10-s uploads.
+REGION_SLACK = 64 * MIB
 
 
 def cgroup_cpu_quota(root: Path = CGROUP) -> float | None:
@@ -74,14 +88,46 @@ def fit_to_node(repository: Path, cores: int) -> dict[str, int]:
     return python_instances("gpu", cores)
 
 
+def shm_bound(repository: Path) -> int:
+    """Bytes of ``/dev/shm`` the repository's Python-backend instances may come to hold: each region at its
+    slack, and each ``preprocess`` region also holding the largest upload the server takes."""
+    bound = 0
+    for name in c.python_specs(DEFAULT_CONFIG):
+        instances = sum(group.count for group in read_config(repository / name / "config.pbtxt").instance_group)
+        bound += instances * (REGION_SLACK + (c.MAX_UPLOAD_BYTES if name == c.PREPROCESS else 0))
+    return bound
+
+
+def shm_size(shm: Path = Path("/dev/shm")) -> int:
+    stat = os.statvfs(shm)
+    return stat.f_blocks * stat.f_frsize
+
+
+def shm_warning(repository: Path, size: int) -> str | None:
+    """A warning when a ``/dev/shm`` of ``size`` bytes is smaller than ``shm_bound(repository)``, else None."""
+    bound = shm_bound(repository)
+    if size >= bound:
+        return None
+    return (f"/dev/shm holds {size / 1024**3:.1f} GiB, but the Python models of {repository} may need {bound / 1024**3:.1f} GiB "
+            f"(each preprocess instance up to a {c.MAX_UPLOAD_BYTES // MIB}-MiB upload): large uploads may fail. "
+            f"Raise shm_size (SYNC_DEFENSE_SHM_SIZE in docker-compose.yml) or the pod's dshm, or lower {CORES_ENV}.")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repository", type=Path, required=True, help="a GPU-profile repository, rewritten in place")
     parser.add_argument("--cores", type=int, help=f"default: ${CORES_ENV}, else the CPUs this container may use")
+    parser.add_argument("--check-shm", action="store_true", help="only warn when /dev/shm is smaller than the repository needs")
     args = parser.parse_args(argv)
+    if args.check_shm:
+        warning = shm_warning(args.repository, shm_size())
+        print(f"node_cores: warning: {warning}" if warning else f"node_cores: /dev/shm fits {args.repository}",
+              file=sys.stderr if warning else sys.stdout)
+        return
     cores = node_cores(args.cores)
     instances = fit_to_node(args.repository, cores)
-    print(f"node_cores: {cores} cores: " + ", ".join(f"{name} x{n}" for name, n in instances.items()))
+    print(f"node_cores: {cores} cores: " + ", ".join(f"{name} x{n}" for name, n in instances.items())
+          + f"; /dev/shm up to {shm_bound(args.repository) / 1024**3:.1f} GiB")
 
 
 if __name__ == "__main__":
