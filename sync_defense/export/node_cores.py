@@ -99,6 +99,7 @@ def shm_bound(repository: Path) -> int:
 
 
 def shm_size(shm: Path = Path("/dev/shm")) -> int:
+    """The size of the tmpfs at ``shm`` (its limit, not what is in use), in bytes."""
     stat = os.statvfs(shm)
     return stat.f_blocks * stat.f_frsize
 
