@@ -129,3 +129,10 @@ def test_the_serve_step_warns_when_shared_memory_is_short(tmp_path: Path) -> Non
     fit_to_node(tmp_path, 1)
     result = subprocess.run(run, capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert result.returncode == 0 and "/dev/shm fits" in result.stdout and not result.stderr
+
+
+def test_the_image_steps_import_without_torch() -> None:
+    # The serving image has no torch (deploy/Dockerfile fails the build if it does): its two startup scripts run these.
+    code = "import sys; sys.modules['torch'] = None; import sync_defense.export.node_cores, sync_defense.export.tensorrt_engines"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
