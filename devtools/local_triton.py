@@ -20,6 +20,7 @@ rotated, never truncated.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 import shutil
@@ -187,7 +188,8 @@ class LocalTriton:
 
     def stop(self) -> str:
         """SIGTERM: Triton drains in-flight requests for up to ``EXIT_TIMEOUT_S`` and exits by itself
-        (a dead stub makes it wait that long); then its stale shared memory is removed."""
+        (a dead stub makes it wait that long); then the stubs a crashed server stranded are killed and its
+        stale shared memory is removed."""
         if self.process is None:
             return "not started"
         if self.process.poll() is None:
@@ -197,7 +199,7 @@ class LocalTriton:
             except subprocess.TimeoutExpired:  # not seen with --exit-timeout-secs; a hung server must still go
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
-        return _clear_shm(self.workdir)
+        return _stranded(self.process.pid) + _clear_shm(self.workdir)
 
     def __enter__(self) -> LocalTriton:
         self.start()
@@ -224,6 +226,34 @@ def _rotate(log: Path) -> None:
             older.replace(log.with_name(f"{log.name}.{i + 1}"))
     if log.exists():
         log.replace(log.with_name(f"{log.name}.1"))
+
+
+def process_group(pgid: int) -> list[int]:
+    """The live processes of process group ``pgid`` (a server started with ``start_new_session`` and its stubs)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except OSError:  # the process ended while we looked
+            continue
+        if int(pgrp) == pgid and state not in "ZXx":
+            members.append(int(stat.parent.name))
+    return members
+
+
+def _stranded(pgid: int) -> str:
+    """SIGKILL what is left of an exited server's process group. A server that exits cleanly takes its stubs
+    with it, but after the Python backend crashed the server (SIGSEGV with a ``boost::interprocess::lock_exception``
+    under load, seen once in CI; triton-inference-server/server#8882) two stubs stayed blocked on its
+    shared-memory locks, holding their memory, and never left."""
+    members = process_group(pgid)
+    for pid in members:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while process_group(pgid) and time.monotonic() < deadline:  # SIGKILL takes effect when the kernel gets to it
+        time.sleep(0.1)
+    return f"killed {len(members)} stranded stub(s); " if members else ""
 
 
 def _clear_shm(workdir: Path) -> str:
@@ -280,7 +310,7 @@ def down(workdir: Path) -> None:
         outcome = _wait_gone(pid)
     except ProcessLookupError:
         outcome = "had already exited (its log says why)"
-    print(f"tritonserver {outcome}; {_clear_shm(workdir)}; log {workdir / 'tritonserver.log'}")
+    print(f"tritonserver {outcome}; {_stranded(pid)}{_clear_shm(workdir)}; log {workdir / 'tritonserver.log'}")
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from devtools.local_triton import SHM_DIR, LocalTriton, _rotate, down, free_port, restricted_flags, up
+from devtools.local_triton import SHM_DIR, LocalTriton, _rotate, down, free_port, process_group, restricted_flags, up
 from sync_defense import contract as c
 from sync_defense.client import DetectionError, SyncDefenseClient, UploadTooLarge
 from sync_defense.client.cli import main as cli
@@ -186,6 +186,19 @@ def test_up_waits_for_an_answer_and_down_drains_without_a_false_death(triton, tm
     assert re.search(r"tritonserver stopped in [0-9.]+ s; removed 0 stale shared-memory region", capsys.readouterr().out)
     log = (tmp_path / "tritonserver.log").read_text()
     assert "Signal (15) received." in log and "died" not in log
+
+
+def test_down_kills_the_stubs_a_crashed_server_strands(triton, tmp_path: Path, capsys) -> None:
+    """A crashed server can leave stubs that never leave by themselves (blocked on its shared-memory locks; here
+    one is stopped): ``down`` kills what is left of the server's process group and removes their shared memory."""
+    up(LocalTriton(triton.repository, free_port(), free_port(), free_port(), workdir=tmp_path))
+    server = int((tmp_path / "tritonserver.pid").read_text())
+    stuck, stub = next((pid, s) for pid, s in instance_stubs(server).items() if s.instance.startswith(c.PHONES))
+    os.kill(stuck, signal.SIGSTOP)
+    os.kill(server, signal.SIGKILL)  # the crash: the server goes at once, its stubs are left behind
+    down(tmp_path)
+    assert re.search(r"killed [1-9]\d* stranded stub\(s\)", capsys.readouterr().out)
+    assert process_group(server) == [] and not (SHM_DIR / stub.shm_region).exists()
 
 
 def _executions(triton, model: str) -> int:
