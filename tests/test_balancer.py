@@ -19,6 +19,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,7 +207,9 @@ def test_a_replica_killed_under_load_loses_no_request(balancer: Balancer, replic
     print(f"\n{len(results)} requests ({sum(a for _, a, _ in results)} started after the kill), {len(errors)} failed; "
           f"nginx re-sent {in_flight} HTTP request(s) that were in flight on the killed replica; "
           f"{grpc_502} gRPC request(s) in flight answered 502 by nginx and sent again by the client")
-    assert errors == []
+    # A count and the distinct errors, not the list: after a crash of replica B the clients fail fast for minutes.
+    distinct = Counter(f"{protocol} {error}" for protocol, _, error in errors).most_common(5)
+    assert len(errors) == 0, f"{len(errors)} of {len(results)} requests failed: {distinct}"
     assert in_flight >= 1  # the kill did hit an HTTP request in flight, and replica B answered it
     assert f"127.0.0.1:{replicas[0].grpc_port}" in balancer.error_log and f"127.0.0.1:{replicas[0].http_port}" in balancer.error_log
 
