@@ -228,12 +228,17 @@ def _rotate(log: Path) -> None:
         log.replace(log.with_name(f"{log.name}.1"))
 
 
+def _stat_fields(stat: Path) -> list[str]:
+    """A ``/proc/<pid>/stat``'s fields after the command name (which may hold spaces and parentheses): state, ppid, pgrp, ..."""
+    return stat.read_text().rsplit(")", 1)[1].split()
+
+
 def process_group(pgid: int) -> list[int]:
     """The live processes of process group ``pgid`` (a server started with ``start_new_session`` and its stubs)."""
     members = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            state, _, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
+            state, _, pgrp = _stat_fields(stat)[:3]
         except OSError:  # the process ended while we looked
             continue
         if int(pgrp) == pgid and state not in "ZXx":
@@ -281,7 +286,7 @@ def up(server: LocalTriton) -> None:
 def _running(pid: int) -> bool:
     """The process exists and has not exited (a zombie waiting for its parent has)."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZXx"
+        return _stat_fields(Path(f"/proc/{pid}/stat"))[0] not in "ZXx"
     except OSError:
         return False
 

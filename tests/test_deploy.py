@@ -213,8 +213,7 @@ def test_shared_memory_fits_the_instances_each_deployment_sizes_for(tmp_path: Pa
     def fitted(cores: int) -> int:
         repository = tmp_path / str(cores)
         write_sources(repository, "gpu", MODEL_CONFIGS["tiny"])
-        fit_to_node(repository, cores)
-        return shm_bound(repository)
+        return shm_bound(fit_to_node(repository, cores))
 
     compose = _interpolate(_compose()["services"]["triton"]["shm_size"])
     assert compose.endswith("gb") and int(compose[:-2]) * 1024**3 >= fitted(16)

@@ -19,6 +19,7 @@ from sync_defense.export.node_cores import (
     cgroup_cpu_quota,
     fit_to_node,
     node_cores,
+    repository_instances,
     shm_bound,
     shm_warning,
 )
@@ -86,9 +87,10 @@ def test_a_fitted_repository_is_what_the_generator_writes_for_those_cores(tmp_pa
 
 def test_the_shared_memory_bound_counts_an_upload_per_preprocess_instance(tmp_path: Path) -> None:
     write_sources(tmp_path, "gpu", TINY)  # 3 preprocess, 3 phones, 2 score, 1 decision
-    assert shm_bound(tmp_path) == 9 * REGION_SLACK + 3 * c.MAX_UPLOAD_BYTES
-    fit_to_node(tmp_path, 16)  # 15, 15, 2, 1
-    bound = shm_bound(tmp_path)
+    assert shm_bound(repository_instances(tmp_path)) == 9 * REGION_SLACK + 3 * c.MAX_UPLOAD_BYTES
+    instances = fit_to_node(tmp_path, 16)  # 15, 15, 2, 1
+    assert repository_instances(tmp_path) == instances
+    bound = shm_bound(instances)
     assert bound == 33 * REGION_SLACK + 15 * c.MAX_UPLOAD_BYTES
     assert shm_warning(tmp_path, bound) is None
     warning = shm_warning(tmp_path, 2 * 1024**3)

@@ -20,7 +20,7 @@ More instances need more ``/dev/shm``: each Python-backend instance exchanges te
 shared-memory region that grows to its largest request and does not shrink, and ``preprocess``
 receives the upload itself (a 200-MiB upload grew its region from 16 to 224 MiB). ``--check-shm``
 (``deploy/bin/sync-defense-serve`` runs it before Triton starts) warns when ``/dev/shm`` is smaller
-than ``shm_bound`` of the repository, so an operator raises ``shm_size`` or the pod's ``dshm``
+than the repository's ``shm_bound``, so an operator raises ``shm_size`` or the pod's ``dshm``
 rather than meeting failed large uploads later.
 """
 
@@ -82,20 +82,22 @@ def fit_to_node(repository: Path, cores: int) -> dict[str, int]:
     """Rewrite the Python models' configs of the GPU-profile ``repository`` for ``cores``; their instance counts."""
     if (repository / c.VISUAL_ENCODER / "1" / "model.py").exists():
         raise ValueError(f"{repository} is a CPU-profile repository: its instances do not follow the node's cores")
-    face_models = "graphs" if (repository / c.FACE_MESH).is_dir() else "mediapipe"
+    face_models = read_config(repository / c.PREPROCESS / "config.pbtxt").parameters["face_models"].string_value
     for name, text in python_configs("gpu", cores=cores, face_models=face_models).items():
         (repository / name / "config.pbtxt").write_text(text)
     return python_instances("gpu", cores)
 
 
-def shm_bound(repository: Path) -> int:
-    """Bytes of ``/dev/shm`` the repository's Python-backend instances may come to hold: each region at its
-    slack, and each ``preprocess`` region also holding the largest upload the server takes."""
-    bound = 0
-    for name in c.python_specs(DEFAULT_CONFIG):
-        instances = sum(group.count for group in read_config(repository / name / "config.pbtxt").instance_group)
-        bound += instances * (REGION_SLACK + (c.MAX_UPLOAD_BYTES if name == c.PREPROCESS else 0))
-    return bound
+def repository_instances(repository: Path) -> dict[str, int]:
+    """The instance count of each Python-backend model, read from the repository's configs."""
+    return {name: sum(group.count for group in read_config(repository / name / "config.pbtxt").instance_group)
+            for name in c.python_specs(DEFAULT_CONFIG)}
+
+
+def shm_bound(instances: dict[str, int]) -> int:
+    """Bytes of ``/dev/shm`` that Python-backend models with these instance counts may come to hold: each
+    region at its slack, and each ``preprocess`` region also holding the largest upload the server takes."""
+    return sum(n * (REGION_SLACK + (c.MAX_UPLOAD_BYTES if name == c.PREPROCESS else 0)) for name, n in instances.items())
 
 
 def shm_size(shm: Path = Path("/dev/shm")) -> int:
@@ -105,8 +107,8 @@ def shm_size(shm: Path = Path("/dev/shm")) -> int:
 
 
 def shm_warning(repository: Path, size: int) -> str | None:
-    """A warning when a ``/dev/shm`` of ``size`` bytes is smaller than ``shm_bound(repository)``, else None."""
-    bound = shm_bound(repository)
+    """A warning when a ``/dev/shm`` of ``size`` bytes is smaller than the repository's ``shm_bound``, else None."""
+    bound = shm_bound(repository_instances(repository))
     if size >= bound:
         return None
     return (f"/dev/shm holds {size / 1024**3:.1f} GiB, but the Python models of {repository} may need {bound / 1024**3:.1f} GiB "
@@ -128,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     cores = node_cores(args.cores)
     instances = fit_to_node(args.repository, cores)
     print(f"node_cores: {cores} cores: " + ", ".join(f"{name} x{n}" for name, n in instances.items())
-          + f"; /dev/shm up to {shm_bound(args.repository) / 1024**3:.1f} GiB")
+          + f"; /dev/shm up to {shm_bound(instances) / 1024**3:.1f} GiB")
 
 
 if __name__ == "__main__":
