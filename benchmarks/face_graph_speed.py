@@ -71,7 +71,7 @@ def runners(onnx_dir: Path | None, repository: Path | None, tflite_dir: Path | N
         if repository:
             from sync_defense.export import tensorrt_engines as te  # needs Triton's protobufs: only with a repository
 
-            plan = repository / name / "1" / te.PLAN_FILE
+            plan = repository / name / str(c.MODEL_VERSION) / te.PLAN_FILE
             if plan.exists():
                 found[(name, "tensorrt plan")] = te.PlanRunner(te.load_tensorrt(), plan.read_bytes())
         for precision in precisions:

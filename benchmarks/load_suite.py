@@ -45,7 +45,7 @@ from sync_defense.contract import Answer
 from .fastapi_baseline import FastAPIServer
 from .loadgen import LoadRun, closed_loop, fastapi_detector, triton_detector
 from .memory import PeakMemory
-from .perf_analyzer import perf_analyzer_environment, write_input_data
+from .perf_analyzer import perf_analyzer_environment, pinned_models, write_input_data
 from .videos import make_videos, real_videos
 
 MIB = 1 << 20
@@ -69,8 +69,6 @@ class SuiteConfig:
 
 FULL = SuiteConfig((5, 10, 30), 2, (1, 2, 4), 2, 1, (5, 10, 30, 60, 600))
 QUICK = SuiteConfig((5,), 0, (1, 2), 1, 1, (5,))
-PERF_ANALYZER_FLAKE = "failed to find the requested model version"  # perf_analyzer 2.51 (see perf_analyzer_run)
-PERF_ANALYZER_TRIES = 4
 LENGTH_REPEATS = 3  # timed requests per length up to a minute
 
 
@@ -208,24 +206,19 @@ def perf_analyzer_run(data_json: Path, model_url: str, protocol: str, concurrenc
     ``admin_key`` opens the server's restricted APIs (metadata, statistics) over HTTP. Over gRPC
     perf_analyzer 2.51 cannot send it (given ``-H`` there, its statistics calls fail with "failed to
     find the requested model version"), so a gRPC run needs a server that leaves those open
-    (:class:`BenchmarkTriton`). The same message also comes, now and then, from a run with no header
-    (about one run in three of the test's one-request windows, either protocol): such a run is
-    repeated, up to ``PERF_ANALYZER_TRIES`` times.
+    (:class:`BenchmarkTriton`).
     """
     exe = shutil.which("perf_analyzer", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
     if exe is None:
         raise RuntimeError("perf_analyzer not found: pip install 'tritonclient[all]==2.51.0'")
     command = [
-        exe, "-m", c.ENSEMBLE, "-u", model_url, "-i", protocol, "--input-data", str(data_json),
-        "--bls-composing-models", ",".join((*c.GRAPHS, c.PHONES)), "--concurrency-range", str(concurrency),
+        exe, *pinned_models((*c.GRAPHS, c.PHONES)), "-u", model_url, "-i", protocol, "--input-data", str(data_json),
+        "--concurrency-range", str(concurrency),
         "--measurement-mode", "count_windows", "--measurement-request-count", str(cfg.perf_window_requests * concurrency),
         "--max-trials", str(PERF_WINDOWS), "--stability-percentage", "100000", "--percentile", "99",
         "-f", str(stem.with_suffix(".csv")), "--verbose-csv",
     ] + (["-H", f"{ADMIN_HEADER}:{admin_key}"] if admin_key and protocol == "http" else [])
-    for _ in range(PERF_ANALYZER_TRIES):
-        done = subprocess.run(command, capture_output=True, text=True, env=perf_analyzer_environment(), timeout=3600)
-        if PERF_ANALYZER_FLAKE not in done.stdout + done.stderr:
-            break
+    done = subprocess.run(command, capture_output=True, text=True, env=perf_analyzer_environment(), timeout=3600)
     stem.with_suffix(".txt").write_text(done.stdout + done.stderr)
     if not stem.with_suffix(".csv").exists():
         raise RuntimeError(f"perf_analyzer failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")

@@ -47,6 +47,16 @@ def perf_analyzer_environment() -> dict[str, str]:
     return env
 
 
+def pinned_models(composing: tuple[str, ...] = ()) -> list[str]:
+    """perf_analyzer's model arguments: the ensemble and the models its steps call by BLS, each at
+    ``contract.MODEL_VERSION``. Unpinned, perf_analyzer 2.51 guesses a composing model's version from
+    whose queue count rose in a window, and a window in which one had none stops the run."""
+    pinned = ["-m", c.ENSEMBLE, "-x", str(c.MODEL_VERSION)]
+    if composing:  # named so that their statistics are reported too
+        pinned += ["--bls-composing-models", ",".join(f"{m}:{c.MODEL_VERSION}" for m in composing)]
+    return pinned
+
+
 @dataclass(frozen=True)
 class PerfResult:
     concurrency: int
@@ -69,9 +79,7 @@ def run_perf_analyzer(
     data = write_input_data(video, workdir / "perf_input.json")
     csv_path = workdir / "perf.csv"
     command = [
-        exe, "-m", c.ENSEMBLE, "-u", url, "-i", "grpc", "--input-data", str(data),
-        # The graphs are called by the steps (BLS): name them so their statistics are reported too.
-        "--bls-composing-models", ",".join(composing),
+        exe, *pinned_models(composing), "-u", url, "-i", "grpc", "--input-data", str(data),
         "--concurrency-range", str(concurrency), "--measurement-mode", "count_windows",
         "--measurement-request-count", str(requests_per_window), "--max-trials", str(max_trials),
         "--stability-percentage", "100", "--percentile", "99", "-f", str(csv_path), "--verbose-csv",

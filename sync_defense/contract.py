@@ -28,6 +28,10 @@ FACE_MODELS = ("mediapipe", "graphs")  # preprocess's ``face_models`` parameter:
 # it crops the mouths: the decoder holds the GIL for half a second per 10 s of speech, so in its own process it runs
 # beside the crops and the lip mesh instead of after them.
 PHONES = "phones"
+# The one version of every model (its folder ``<model>/1``). The ensemble's steps and perf_analyzer's commands name it:
+# left unnamed, perf_analyzer 2.51 takes a composing model's version to be the one whose queue count rose during a
+# measurement window, and stops with "failed to find the requested model version" when none did in that window.
+MODEL_VERSION = 1
 MAX_BATCH = 32  # the graphs' max_batch_size: ``score`` sends chunks of at most this many rows
 # The largest upload: the client refuses bigger files before sending, ``preprocess`` before decoding
 # (``LimitsConfig.max_upload_bytes``). Triton 2.51 has no request-size flag of its own, so a proxy in

@@ -17,8 +17,7 @@ from sync_defense import contract as c
 @pytest.fixture(scope="module")
 def benchmark_server(triton, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BenchmarkTriton]:
     """The suite's own kind of server (perf_analyzer's APIs open, so it sends no operator key), on the
-    session's repository. perf_analyzer 2.51 given ``-H`` fails its statistics calls over gRPC, and
-    was seen to over HTTP too ("failed to find the requested model version")."""
+    session's repository. perf_analyzer 2.51 given ``-H`` fails its statistics calls over gRPC."""
     server = BenchmarkTriton(triton.repository, free_port(), free_port(), free_port(), workdir=tmp_path_factory.mktemp("bench"))
     with server:
         yield server

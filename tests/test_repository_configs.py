@@ -81,6 +81,8 @@ def _check_ensemble(config: mc.ModelConfig, steps: dict[str, mc.ModelConfig]) ->
         available |= set(step.output_map.values())
     assert {t.name for t in config.output} <= available
     assert [s.model_name for s in config.ensemble_scheduling.step] == list(c.STEPS)
+    # pinned (perf_analyzer cannot always guess an unnamed version: contract.MODEL_VERSION)
+    assert {s.model_version for s in config.ensemble_scheduling.step} == {c.MODEL_VERSION}
 
 
 @pytest.mark.parametrize(("profile", "face_models", "face_graphs"), [
@@ -105,6 +107,7 @@ def test_every_config_parses_and_matches_graphs_and_contract(profile: str, face_
         assert _tensors(config.input) == _spec(spec.inputs) and _tensors(config.output) == _spec(spec.outputs)
         assert [g.kind for g in config.instance_group] == [mc.ModelInstanceGroup.KIND_CPU]
     _check_ensemble(configs[c.ENSEMBLE], {name: configs[name] for name in c.STEPS})
+    assert all((repository / name / str(c.MODEL_VERSION)).is_dir() for name in configs)
     phones, phones_spec = configs[c.PHONES], c.phones_spec()  # called by preprocess, one instance per preprocess instance
     assert phones.backend == "python" and phones.max_batch_size == 0
     assert _tensors(phones.input) == _spec(phones_spec.inputs) and _tensors(phones.output) == _spec(phones_spec.outputs)

@@ -126,7 +126,7 @@ def _ensemble(pre: PreprocessConfig) -> str:
     for spec in c.step_specs(pre).values():
         maps = "".join(f'      input_map {{ key: "{t.name}" value: "{t.name}" }}\n' for t in spec.inputs)
         maps += "".join(f'      output_map {{ key: "{t.name}" value: "{t.name}" }}\n' for t in spec.outputs)
-        blocks.append(f'    {{\n      model_name: "{spec.name}"\n      model_version: -1\n{maps}    }}')
+        blocks.append(f'    {{\n      model_name: "{spec.name}"\n      model_version: {c.MODEL_VERSION}\n{maps}    }}')
     ensemble = c.ensemble_spec(pre)
     return (
         f'name: "{ensemble.name}"\nplatform: "ensemble"\nmax_batch_size: 0\n'
@@ -194,7 +194,7 @@ def write_sources(out: Path, profile: str, model: ModelConfig, cores: int = DEFA
     """Configs and adapters, the text part of a repository (what ``model_repository/`` commits)."""
     shims = adapters(profile, face_models)
     for name, config in repository_configs(profile, model, cores=cores, face_models=face_models).items():
-        version = out / name / "1"
+        version = out / name / str(c.MODEL_VERSION)
         version.mkdir(parents=True, exist_ok=True)
         (out / name / "config.pbtxt").write_text(config)
         if name in shims:
@@ -214,8 +214,8 @@ def build_repository(
         if not graph.exists():
             exporter = "tflite_graphs" if name in c.FACE_GRAPHS else "onnx_export"
             raise FileNotFoundError(f"{graph} is missing: run python -m sync_defense.export.{exporter} first")
-        shutil.copy(graph, out / name / "1" / "model.onnx")
-    shutil.copy(calibration, out / c.DECISION / "1" / CALIBRATION_FILE)
+        shutil.copy(graph, out / name / str(c.MODEL_VERSION) / "model.onnx")
+    shutil.copy(calibration, out / c.DECISION / str(c.MODEL_VERSION) / CALIBRATION_FILE)
     return out
 
 

@@ -80,7 +80,7 @@ def node_cores(explicit: int | None = None) -> int:
 
 def fit_to_node(repository: Path, cores: int) -> dict[str, int]:
     """Rewrite the Python models' configs of the GPU-profile ``repository`` for ``cores``; their instance counts."""
-    if (repository / c.VISUAL_ENCODER / "1" / "model.py").exists():
+    if (repository / c.VISUAL_ENCODER / str(c.MODEL_VERSION) / "model.py").exists():
         raise ValueError(f"{repository} is a CPU-profile repository: its instances do not follow the node's cores")
     face_models = read_config(repository / c.PREPROCESS / "config.pbtxt").parameters["face_models"].string_value
     for name, text in python_configs("gpu", cores=cores, face_models=face_models).items():

@@ -257,7 +257,7 @@ def tensorrt_config(config: mc.ModelConfig) -> str:
 
 def install_plan(model_dir: Path, config: mc.ModelConfig, cached: CachedPlan) -> None:
     """The plan and its record into the model's version folder, the config switched to TensorRT, the ONNX gone."""
-    version = model_dir / "1"
+    version = model_dir / str(c.MODEL_VERSION)
     shutil.copyfile(cached.plan, version / PLAN_FILE)
     shutil.copyfile(cached.record, version / f"{PLAN_FILE}.json")
     (model_dir / "config.pbtxt").write_text(tensorrt_config(config))
@@ -411,7 +411,7 @@ def sample_feeds(job: GraphJob) -> dict[str, Feeds]:
         return face_feeds(data)
     from sync_defense.preprocessing import preprocess_video
 
-    onnx = {name: job.model_dir.parent / name / "1" / ONNX_FILE for name in c.GRAPHS}
+    onnx = {name: job.model_dir.parent / name / str(c.MODEL_VERSION) / ONNX_FILE for name in c.GRAPHS}
     return real_feeds(onnx, preprocess_video(data).window_inputs())
 
 
@@ -434,7 +434,7 @@ class GraphJob:
     def read(cls, repository: Path, name: str, requested_precision: str) -> GraphJob:
         model_dir = repository / name
         config = read_config(model_dir / "config.pbtxt")
-        onnx = model_dir / "1" / ONNX_FILE
+        onnx = model_dir / str(c.MODEL_VERSION) / ONNX_FILE
         if not onnx.exists():
             raise EngineBuildError(f"{onnx} is missing: is {repository} a GPU-profile repository (model_repository --profile gpu)?")
         if config.max_batch_size != c.MAX_BATCH:
@@ -520,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tensorrt_engines: {error}", file=sys.stderr)
         return 1
     for name, (cached, hit) in plans.items():
-        print(f"{name}: {'cached' if hit else 'built'} {cached.plan.name} -> {args.repository / name / '1' / PLAN_FILE}")
+        print(f"{name}: {'cached' if hit else 'built'} {cached.plan.name} -> {args.repository / name / str(c.MODEL_VERSION) / PLAN_FILE}")
     return 0
 
 
