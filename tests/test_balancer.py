@@ -196,7 +196,8 @@ def test_a_replica_killed_under_load_loses_no_request(balancer: Balancer, replic
     os.killpg(replicas[0].process.pid, signal.SIGKILL)  # the server and its Python stubs, mid-request
     replicas[0].process.wait()
     killed.set()
-    _wait(lambda: all(sum(p == q and after for p, after, _ in results) >= 3 for q in ("http", "grpc")), 600)
+    _wait(lambda: replicas[1].process.poll() is not None  # B gone too: stop and say how (below), not after 600 s
+          or all(sum(p == q and after for p, after, _ in results) >= 3 for q in ("http", "grpc")), 600)
     stop.set()
     for thread in threads:
         thread.join(300)
@@ -207,11 +208,20 @@ def test_a_replica_killed_under_load_loses_no_request(balancer: Balancer, replic
     print(f"\n{len(results)} requests ({sum(a for _, a, _ in results)} started after the kill), {len(errors)} failed; "
           f"nginx re-sent {in_flight} HTTP request(s) that were in flight on the killed replica; "
           f"{grpc_502} gRPC request(s) in flight answered 502 by nginx and sent again by the client")
-    # A count and the distinct errors, not the list: after a crash of replica B the clients fail fast for minutes.
+    # A count and the distinct errors, not the list: with replica B gone too the HTTP clients fail fast.
     distinct = Counter(f"{protocol} {error}" for protocol, _, error in errors).most_common(5)
-    assert len(errors) == 0, f"{len(errors)} of {len(results)} requests failed: {distinct}"
+    assert len(errors) == 0, f"{len(errors)} of {len(results)} requests failed: {distinct}{_exit_report(replicas[1])}"
+    assert replicas[1].process.poll() is None, _exit_report(replicas[1])
     assert in_flight >= 1  # the kill did hit an HTTP request in flight, and replica B answered it
     assert f"127.0.0.1:{replicas[0].grpc_port}" in balancer.error_log and f"127.0.0.1:{replicas[0].http_port}" in balancer.error_log
+
+
+def _exit_report(replica: LocalTriton, lines: int = 30) -> str:
+    """How a replica that should still be serving ended: its exit status and the end of its log."""
+    if replica.process.poll() is None:
+        return ""
+    tail = replica.log_path.read_text(errors="replace").splitlines()[-lines:]
+    return f"\nreplica B exited with {replica.process.returncode}; its log ends:\n" + "\n".join(tail)
 
 
 def _wait(condition, timeout_s: float) -> None:
