@@ -28,7 +28,6 @@ import datetime as dt
 import os
 import platform
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -45,7 +44,7 @@ from sync_defense.contract import Answer
 from .fastapi_baseline import FastAPIServer
 from .loadgen import LoadRun, closed_loop, fastapi_detector, triton_detector
 from .memory import PeakMemory
-from .perf_analyzer import perf_analyzer_environment, pinned_models, write_input_data
+from .perf_analyzer import perf_analyzer_environment, perf_analyzer_executable, pinned_models, write_input_data
 from .videos import make_videos, real_videos
 
 MIB = 1 << 20
@@ -204,13 +203,10 @@ def perf_analyzer_run(data_json: Path, model_url: str, protocol: str, concurrenc
     """One perf_analyzer measurement; keeps ``<stem>.csv`` and ``<stem>.txt`` (its report).
 
     ``admin_key`` opens the server's restricted APIs (metadata, statistics) over HTTP. Over gRPC
-    perf_analyzer 2.51 cannot send it (given ``-H`` there, its statistics calls fail with "failed to
-    find the requested model version"), so a gRPC run needs a server that leaves those open
-    (:class:`BenchmarkTriton`).
+    perf_analyzer 2.51 cannot send it (given ``-H`` there, its statistics calls fail), so a gRPC run
+    needs a server that leaves those open (:class:`BenchmarkTriton`).
     """
-    exe = shutil.which("perf_analyzer", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
-    if exe is None:
-        raise RuntimeError("perf_analyzer not found: pip install 'tritonclient[all]==2.51.0'")
+    exe = perf_analyzer_executable()
     command = [
         exe, *pinned_models((*c.GRAPHS, c.PHONES)), "-u", model_url, "-i", protocol, "--input-data", str(data_json),
         "--concurrency-range", str(concurrency),

@@ -47,6 +47,14 @@ def perf_analyzer_environment() -> dict[str, str]:
     return env
 
 
+def perf_analyzer_executable() -> str:
+    """The perf_analyzer of this environment (tritonclient's wheel puts it beside the interpreter), else on PATH."""
+    exe = shutil.which("perf_analyzer", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
+    if exe is None:
+        raise RuntimeError("perf_analyzer not found: pip install 'tritonclient[all]==2.51.0'")
+    return exe
+
+
 def pinned_models(composing: tuple[str, ...] = ()) -> list[str]:
     """perf_analyzer's model arguments: the ensemble and the models its steps call by BLS, each at
     ``contract.MODEL_VERSION``. Unpinned, perf_analyzer 2.51 guesses a composing model's version from
@@ -72,9 +80,7 @@ def run_perf_analyzer(
 ) -> PerfResult:
     """One perf_analyzer run at a fixed concurrency; windows of ``requests_per_window`` requests. ``composing``: the
     models the steps call by BLS, reported per model (add ``c.FACE_GRAPHS`` where ``preprocess`` calls them)."""
-    exe = shutil.which("perf_analyzer", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
-    if exe is None:
-        raise RuntimeError("perf_analyzer not found: pip install 'tritonclient[all]==2.51.0'")
+    exe = perf_analyzer_executable()
     workdir.mkdir(parents=True, exist_ok=True)
     data = write_input_data(video, workdir / "perf_input.json")
     csv_path = workdir / "perf.csv"

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import tritonclient.http as httpclient
 
-from benchmarks.perf_analyzer import perf_analyzer_environment, pinned_models, write_input_data
+from benchmarks.perf_analyzer import perf_analyzer_environment, perf_analyzer_executable, pinned_models, write_input_data
 from devtools.local_triton import ADMIN_HEADER, PROJECT_ROOT, LocalTriton, free_port
 from sync_defense import contract as c
 from sync_defense.serving.watchdog import stub_processes
@@ -71,11 +71,11 @@ class SoakResult:
 
 def soak(server: LocalTriton, video: Path, minutes: float, concurrency: int, workdir: Path) -> SoakResult:
     """perf_analyzer at ``concurrency`` for ``minutes`` against a running ``server``, memory sampled meanwhile."""
-    exe = Path(sys.executable).parent / "perf_analyzer"
+    exe = perf_analyzer_executable()
     data = write_input_data(video, workdir / "soak_input.json")
     window_ms = int(minutes * 60_000 / 3)
     command = [  # three windows that always count as stable: one run of exactly ``minutes``
-        str(exe), *pinned_models(), "-u", f"127.0.0.1:{server.http_port}", "-i", "http", "--input-data", str(data),
+        exe, *pinned_models(), "-u", f"127.0.0.1:{server.http_port}", "-i", "http", "--input-data", str(data),
         "-H", f"{ADMIN_HEADER}:{server.admin_key}", "--concurrency-range", str(concurrency),
         "--measurement-mode", "time_windows", "--measurement-interval", str(window_ms), "--stability-percentage", "999",
         "--max-trials", "3", "-f", str(workdir / "soak.csv"),
